@@ -1,0 +1,3 @@
+"""Every /api/v1/ route, collected in one place."""
+
+urlpatterns = []

@@ -1,0 +1,29 @@
+def test_admin_login_page_renders(client, db):
+    response = client.get("/admin/login/")
+
+    assert response.status_code == 200
+    assert b"Password" in response.content
+
+
+def test_admin_index_sends_anonymous_visitors_to_login(client, db):
+    response = client.get("/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_openapi_schema_renders_and_lists_health(client, db):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert "/api/health" in schema["paths"]
+
+
+def test_api_docs_page_renders_without_a_cdn(client, db):
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert b"swagger-ui" in response.content
+    assert b"cdn.jsdelivr.net" not in response.content
