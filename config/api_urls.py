@@ -1,3 +1,48 @@
 """Every /api/v1/ route, collected in one place."""
 
-urlpatterns = []
+from django.urls import path
+
+from recsys_experiments.api import admin_assignments, admin_experiments
+
+urlpatterns = [
+    path(
+        "admin/experiments",
+        admin_experiments.ExperimentListCreateApi.as_view(),
+        name="admin-experiments",
+    ),
+    path(
+        "admin/experiments/<str:key>",
+        admin_experiments.ExperimentDetailApi.as_view(),
+        name="admin-experiment",
+    ),
+    path(
+        "admin/experiments/<str:key>/activate",
+        admin_experiments.ExperimentActivateApi.as_view(),
+        name="admin-experiment-activate",
+    ),
+    path(
+        "admin/experiments/<str:key>/end",
+        admin_experiments.ExperimentEndApi.as_view(),
+        name="admin-experiment-end",
+    ),
+    path(
+        "admin/experiments/<str:key>/duplicate",
+        admin_experiments.ExperimentDuplicateApi.as_view(),
+        name="admin-experiment-duplicate",
+    ),
+    path(
+        "admin/experiments/<str:key>/rotate-salt",
+        admin_experiments.ExperimentRotateSaltApi.as_view(),
+        name="admin-experiment-rotate-salt",
+    ),
+    path(
+        "admin/assignments",
+        admin_assignments.AssignmentListCreateApi.as_view(),
+        name="admin-assignments",
+    ),
+    path(
+        "admin/assignments/<str:experiment_key>/<uuid:user_id>",
+        admin_assignments.AssignmentResetApi.as_view(),
+        name="admin-assignment-reset",
+    ),
+]

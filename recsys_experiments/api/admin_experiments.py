@@ -1,0 +1,168 @@
+"""Admin experiment endpoints: /api/v1/admin/experiments[...]. Staff only."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recsys_experiments.models import ExperimentStatus
+from recsys_experiments.selectors import (
+    experiment_get,
+    experiment_list,
+    experiment_representation,
+)
+from recsys_experiments.services.experiments import (
+    experiment_activate,
+    experiment_create,
+    experiment_duplicate,
+    experiment_end,
+    experiment_rotate_salt,
+    experiment_update,
+)
+
+from .errors import json_object_body
+from .permissions import IsStaffWithModelPermission
+from .serializers import (
+    ExperimentInputSerializer,
+    ExperimentListItemSerializer,
+    ExperimentOutputSerializer,
+)
+
+SOURCE = "api"
+TAGS = ["admin: experiments"]
+
+
+class AdminExperimentApi(APIView):
+    permission_classes = (IsStaffWithModelPermission,)
+    change_permission = "recsys_experiments.change_experiment"
+
+
+class ExperimentListCreateApi(AdminExperimentApi):
+    @extend_schema(
+        tags=TAGS,
+        parameters=[OpenApiParameter("status", enum=ExperimentStatus.values, required=False)],
+        responses=ExperimentListItemSerializer(many=True),
+    )
+    def get(self, request):
+        status_filter = request.query_params.get("status")
+        if status_filter and status_filter not in ExperimentStatus.values:
+            return Response(
+                {"status": [f"must be one of {', '.join(ExperimentStatus.values)}"]}, status=400
+            )
+        return Response(
+            [
+                {
+                    **experiment_representation(experiment),
+                    "enrolled_users": experiment.enrolled_users,
+                    "manual_users": experiment.manual_users,
+                }
+                for experiment in experiment_list(status=status_filter)
+            ]
+        )
+
+    @extend_schema(
+        tags=TAGS, request=ExperimentInputSerializer, responses={201: ExperimentOutputSerializer}
+    )
+    def post(self, request):
+        experiment = experiment_create(
+            data=json_object_body(request), actor=request.user, source=SOURCE
+        )
+        return Response(experiment_representation(experiment), status=status.HTTP_201_CREATED)
+
+
+class ExperimentDetailApi(AdminExperimentApi):
+    @extend_schema(tags=TAGS, responses=ExperimentOutputSerializer)
+    def get(self, request, key):
+        return Response(experiment_representation(experiment_get(key)))
+
+    def _update(self, request, key, *, partial):
+        experiment = experiment_update(
+            experiment=experiment_get(key),
+            data=json_object_body(request),
+            partial=partial,
+            actor=request.user,
+            source=SOURCE,
+        )
+        return Response(experiment_representation(experiment))
+
+    @extend_schema(
+        tags=TAGS, request=ExperimentInputSerializer, responses=ExperimentOutputSerializer
+    )
+    def put(self, request, key):
+        return self._update(request, key, partial=False)
+
+    @extend_schema(
+        tags=TAGS, request=ExperimentInputSerializer, responses=ExperimentOutputSerializer
+    )
+    def patch(self, request, key):
+        return self._update(request, key, partial=True)
+
+
+class ExperimentActivateApi(AdminExperimentApi):
+    @extend_schema(tags=TAGS, request=None, responses={200: ExperimentOutputSerializer})
+    def post(self, request, key):
+        experiment = experiment_activate(
+            experiment=experiment_get(key), actor=request.user, source=SOURCE
+        )
+        return Response(experiment_representation(experiment))
+
+
+class ExperimentEndApi(AdminExperimentApi):
+    @extend_schema(tags=TAGS, request=None, responses={200: ExperimentOutputSerializer})
+    def post(self, request, key):
+        experiment = experiment_end(
+            experiment=experiment_get(key), actor=request.user, source=SOURCE
+        )
+        return Response(experiment_representation(experiment))
+
+
+class ExperimentDuplicateApi(AdminExperimentApi):
+    change_permission = "recsys_experiments.add_experiment"
+
+    class DuplicateInputSerializer(serializers.Serializer):
+        key = serializers.CharField(required=False, help_text="default: <key>_copy")
+
+    @extend_schema(
+        tags=TAGS, request=DuplicateInputSerializer, responses={201: ExperimentOutputSerializer}
+    )
+    def post(self, request, key):
+        body = request.data if isinstance(request.data, dict) else {}
+        copy = experiment_duplicate(
+            experiment=experiment_get(key),
+            new_key=body.get("key"),
+            actor=request.user,
+            source=SOURCE,
+        )
+        return Response(experiment_representation(copy), status=status.HTTP_201_CREATED)
+
+
+class ExperimentRotateSaltApi(AdminExperimentApi):
+    class RotateSaltInputSerializer(serializers.Serializer):
+        confirm = serializers.BooleanField(
+            help_text="must be true: every automatic assignment is re-randomised"
+        )
+
+    @extend_schema(
+        tags=TAGS,
+        request=RotateSaltInputSerializer,
+        responses=inline_serializer(
+            "RotateSaltResult",
+            {
+                "experiment": ExperimentOutputSerializer(),
+                "auto_assignments_deleted": serializers.IntegerField(),
+            },
+        ),
+    )
+    def post(self, request, key):
+        experiment, deleted = experiment_rotate_salt(
+            experiment=experiment_get(key),
+            confirm=json_object_body(request).get("confirm"),
+            actor=request.user,
+            source=SOURCE,
+        )
+        return Response(
+            {
+                "experiment": experiment_representation(experiment),
+                "auto_assignments_deleted": deleted,
+            }
+        )

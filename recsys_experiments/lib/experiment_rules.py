@@ -1,0 +1,208 @@
+"""Validation of an experiment's definition: pure, no ORM, shared by every edge.
+
+Every function takes raw (JSON-decoded) input and returns a cleaned value or records the
+problems under a field path. `clean_definition` collects all problems before raising, so one
+bad request reports every bad field at once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from typing import Any
+
+from recsys_experiments.errors import InvalidInput
+
+from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
+from .targeting import APP_VERSION_PATTERN, PLATFORMS, app_version_key
+
+KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_]{1,62}$")
+VARIANT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SALT_RE = re.compile(r"^[!-~]{1,64}$")
+NAMESPACE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+VARIANT_FIELDS = {"name", "weight", "config"}
+TARGETING_FIELDS = {"platform", "min_app_version", "max_app_version"}
+NAMESPACE_FIELDS = {"name", "start", "end"}
+DEFINITION_FIELDS = ("key", "description", "variants", "salt", "traffic", "namespace", "targeting")
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, field: str, reason: str) -> None:
+        self.errors.setdefault(field, []).append(reason)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InvalidInput(self.errors)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def generate_salt() -> str:
+    return secrets.token_hex(8)
+
+
+def clean_key(value: Any, problems: Problems) -> str | None:
+    if not isinstance(value, str) or not KEY_RE.match(value):
+        problems.add(
+            "key",
+            "must be 2-63 characters of lower-case letters, digits and underscores, "
+            "starting with a letter or digit",
+        )
+        return None
+    return value
+
+
+def clean_description(value: Any, problems: Problems) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.add("description", "must be a string")
+        return ""
+    return value
+
+
+def clean_salt(value: Any, problems: Problems) -> str | None:
+    if value is None or value == "":
+        return generate_salt()
+    if not isinstance(value, str) or not SALT_RE.match(value):
+        problems.add("salt", "must be 1-64 printable ASCII characters without spaces")
+        return None
+    return value
+
+
+def clean_traffic(value: Any, problems: Problems) -> float | None:
+    if value is None:
+        return 1.0
+    if not is_number(value) or not 0 <= value <= 1:
+        problems.add("traffic", "must be a number from 0 to 1")
+        return None
+    return float(value)
+
+
+def clean_variants(value: Any, problems: Problems, config_checker=None) -> list[dict] | None:
+    """At least two variants with unique names, weights > 0 summing to 1 ± 0.01 (stored
+    normalised to 1) and a JSON-object config checked by `config_checker` when given."""
+    if not isinstance(value, list) or len(value) < 2:
+        problems.add("variants", "must be a list of at least 2 variants")
+        return None
+    cleaned, seen, valid = [], set(), True
+    for index, variant in enumerate(value):
+        path = f"variants[{index}]"
+        if not isinstance(variant, dict):
+            problems.add(path, "must be an object with name, weight and config")
+            valid = False
+            continue
+        for unknown in sorted(set(variant) - VARIANT_FIELDS):
+            problems.add(f"{path}.{unknown}", "is not a variant field (name, weight, config)")
+            valid = False
+        name, weight = variant.get("name"), variant.get("weight")
+        config = variant.get("config", {})
+        if not isinstance(name, str) or not VARIANT_NAME_RE.match(name):
+            problems.add(f"{path}.name", "must be 1-64 letters, digits, '_' or '-'")
+            valid = False
+        elif name in seen:
+            problems.add(f"{path}.name", f"duplicates the variant name '{name}'")
+            valid = False
+        else:
+            seen.add(name)
+        if not is_number(weight) or weight <= 0:
+            problems.add(f"{path}.weight", "must be a number greater than 0")
+            valid = False
+        if not isinstance(config, dict):
+            problems.add(f"{path}.config", "must be a JSON object")
+            valid = False
+        elif config_checker is not None:
+            for field, reason in config_checker(config):
+                problems.add(f"{path}.config.{field}", reason)
+                valid = False
+        cleaned.append({"name": name, "weight": weight, "config": config})
+    if not valid:
+        return None
+    total = sum(variant["weight"] for variant in cleaned)
+    if abs(total - 1) > WEIGHT_SUM_TOLERANCE:
+        problems.add("variants", f"weights must sum to 1 (± {WEIGHT_SUM_TOLERANCE}), not {total:g}")
+        return None
+    weights = normalise_weights([float(variant["weight"]) for variant in cleaned])
+    return [{**variant, "weight": weight} for variant, weight in zip(cleaned, weights, strict=True)]
+
+
+def clean_namespace(value: Any, problems: Problems) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.add("namespace", "must be an object {name, start, end} or null")
+        return None
+    for unknown in sorted(set(value) - NAMESPACE_FIELDS):
+        problems.add(f"namespace.{unknown}", "is not a namespace field (name, start, end)")
+    name, start, end = value.get("name"), value.get("start"), value.get("end")
+    ok = True
+    if not isinstance(name, str) or not NAMESPACE_NAME_RE.match(name):
+        problems.add("namespace.name", "must be 1-63 lower-case letters, digits or underscores")
+        ok = False
+    for field, bound in (("start", start), ("end", end)):
+        if not is_number(bound) or not 0 <= bound <= 1:
+            problems.add(f"namespace.{field}", "must be a number from 0 to 1")
+            ok = False
+    if ok and not start < end:
+        problems.add("namespace", "start must be less than end")
+        ok = False
+    return {"name": name, "start": float(start), "end": float(end)} if ok else None
+
+
+def clean_targeting(value: Any, problems: Problems) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(
+            "targeting", "must be an object {platform?, min_app_version?, max_app_version?}"
+        )
+        return {}
+    for unknown in sorted(set(value) - TARGETING_FIELDS):
+        problems.add(f"targeting.{unknown}", "is not a targeting rule")
+    cleaned = {}
+    platform = value.get("platform")
+    if platform is not None:
+        if platform not in PLATFORMS:
+            problems.add("targeting.platform", f"must be one of {', '.join(PLATFORMS)}")
+        else:
+            cleaned["platform"] = platform
+    for field in ("min_app_version", "max_app_version"):
+        version = value.get(field)
+        if version is None:
+            continue
+        if not isinstance(version, str) or not APP_VERSION_PATTERN.match(version):
+            problems.add(f"targeting.{field}", "must be dotted digits such as 1.4 or 2.10.3")
+        else:
+            cleaned[field] = version
+    low, high = cleaned.get("min_app_version"), cleaned.get("max_app_version")
+    if low and high and app_version_key(low) > app_version_key(high):
+        problems.add("targeting", "min_app_version must not be above max_app_version")
+    return cleaned
+
+
+def clean_definition(data: dict, *, partial_of: dict | None = None, config_checker=None) -> dict:
+    """Clean a whole definition. With `partial_of` (the current definition), only the fields
+    present in `data` are checked and the rest are taken from it."""
+    problems = Problems()
+    if not isinstance(data, dict):
+        raise InvalidInput({"body": ["must be a JSON object"]})
+    for unknown in sorted(set(data) - set(DEFINITION_FIELDS)):
+        problems.add(unknown, "is not an experiment field")
+    merged = {**(partial_of or {}), **data}
+    cleaned = {
+        "key": clean_key(merged.get("key"), problems),
+        "description": clean_description(merged.get("description"), problems),
+        "variants": clean_variants(merged.get("variants"), problems, config_checker),
+        "salt": clean_salt(merged.get("salt"), problems),
+        "traffic": clean_traffic(merged.get("traffic"), problems),
+        "namespace": clean_namespace(merged.get("namespace"), problems),
+        "targeting": clean_targeting(merged.get("targeting"), problems),
+    }
+    problems.raise_if_any()
+    return cleaned

@@ -1,0 +1,54 @@
+"""Shared base for the ops commands: finding experiments and users, `--json` output, and
+turning every domain error into one readable line with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from recsys_experiments.errors import DomainError
+from recsys_experiments.models import Experiment
+from recsys_experiments.selectors import experiment_get, user_find
+
+SOURCE = "command"
+
+
+class RecsysCommand(BaseCommand):
+    """Subclasses define `add_actions(subparsers)` and `handle_<action>(**options)`."""
+
+    def add_arguments(self, parser):
+        subparsers = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        self.add_actions(subparsers)
+
+    def add_actions(self, subparsers) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def add_json_flag(parser) -> None:
+        parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    @staticmethod
+    def add_yes_flag(parser, what: str) -> None:
+        parser.add_argument("--yes", action="store_true", help=f"confirm: {what}")
+
+    def handle(self, *args, action: str, **options):
+        handler = getattr(self, "handle_" + action.replace("-", "_"))
+        try:
+            handler(**options)
+        except DomainError as error:
+            raise CommandError(error.message) from error
+
+    def get_experiment(self, key: str) -> Experiment:
+        return experiment_get(key)
+
+    def get_user(self, identifier: str):
+        return user_find(identifier)
+
+    def require_yes(self, options: dict, plan: str) -> None:
+        if not options.get("yes"):
+            raise CommandError(f"{plan}; re-run with --yes to confirm")
+
+    def emit_json(self, data: Any) -> None:
+        self.stdout.write(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,206 @@
+import json
+
+from django.core.management.base import CommandError
+
+from recsys_experiments.management.base import SOURCE, RecsysCommand
+from recsys_experiments.selectors import experiment_list, experiment_representation
+from recsys_experiments.services.experiments import (
+    auto_assignments_count,
+    experiment_activate,
+    experiment_create,
+    experiment_duplicate,
+    experiment_end,
+    experiment_rotate_salt,
+)
+
+
+def split_summary(variants: list[dict]) -> str:
+    return " · ".join(f"{variant['name']} {variant['weight']:.0%}" for variant in variants)
+
+
+def parse_variant(text: str) -> dict:
+    """NAME=WEIGHT or NAME=WEIGHT:CONFIG_JSON"""
+    name, _, rest = text.partition("=")
+    weight_text, _, config_text = rest.partition(":")
+    try:
+        weight = float(weight_text)
+        config = json.loads(config_text) if config_text else {}
+    except ValueError as error:
+        raise CommandError(f"--variant {text!r}: expected NAME=WEIGHT[:CONFIG_JSON]") from error
+    return {"name": name, "weight": weight, "config": config}
+
+
+def parse_namespace(text: str) -> dict:
+    """NAME:START:END"""
+    try:
+        name, start, end = text.split(":")
+        return {"name": name, "start": float(start), "end": float(end)}
+    except ValueError as error:
+        raise CommandError(f"--namespace {text!r}: expected NAME:START:END") from error
+
+
+class Command(RecsysCommand):
+    help = "Manage experiments: list, show, create, activate, end, duplicate, rotate-salt."
+
+    def add_actions(self, subparsers):
+        listing = subparsers.add_parser("list", help="list experiments")
+        listing.add_argument("--status", choices=["draft", "active", "ended"])
+        self.add_json_flag(listing)
+
+        show = subparsers.add_parser("show", help="show one experiment")
+        show.add_argument("key")
+        self.add_json_flag(show)
+
+        create = subparsers.add_parser("create", help="create a draft experiment")
+        create.add_argument("--key", required=True)
+        create.add_argument("--description", default="")
+        create.add_argument(
+            "--variant",
+            action="append",
+            default=[],
+            metavar="NAME=WEIGHT[:CONFIG_JSON]",
+            help="repeat for each variant, e.g. --variant control=0.5 --variant treatment=0.5",
+        )
+        create.add_argument("--variants", metavar="JSON", help="the variants as a JSON array")
+        create.add_argument("--salt", help="ASCII salt (generated when omitted)")
+        create.add_argument("--traffic", type=float, help="share of users enrolled, 0-1")
+        create.add_argument("--namespace", metavar="NAME:START:END")
+        create.add_argument("--platform", choices=["ios", "android", "web"])
+        create.add_argument("--min-app-version")
+        create.add_argument("--max-app-version")
+        self.add_json_flag(create)
+
+        activate = subparsers.add_parser("activate", help="start a draft experiment")
+        activate.add_argument("key")
+        self.add_json_flag(activate)
+
+        end = subparsers.add_parser("end", help="end an active experiment (final)")
+        end.add_argument("key")
+        self.add_yes_flag(end, "ending is final; an ended experiment is never reactivated")
+        self.add_json_flag(end)
+
+        duplicate = subparsers.add_parser("duplicate", help="copy as a new draft with a new salt")
+        duplicate.add_argument("key")
+        duplicate.add_argument("--new-key", help="default: <key>_copy")
+        self.add_json_flag(duplicate)
+
+        rotate = subparsers.add_parser(
+            "rotate-salt", help="new salt: re-randomise automatic assignments, keep manual ones"
+        )
+        rotate.add_argument("key")
+        self.add_yes_flag(rotate, "automatic assignments are deleted and re-hashed")
+        self.add_json_flag(rotate)
+
+    def report(self, experiment, *, as_json: bool, message: str) -> None:
+        if as_json:
+            self.emit_json(experiment_representation(experiment))
+        else:
+            self.stdout.write(message)
+
+    def handle_list(self, *, status, json, **options):
+        experiments = list(experiment_list(status=status))
+        if json:
+            self.emit_json(
+                [
+                    {**experiment_representation(e), "enrolled_users": e.enrolled_users}
+                    for e in experiments
+                ]
+            )
+            return
+        if not experiments:
+            self.stdout.write("no experiments")
+            return
+        self.stdout.write(f"{'KEY':32} {'STATUS':7} {'TRAFFIC':>7} {'USERS':>7}  SPLIT")
+        for e in experiments:
+            self.stdout.write(
+                f"{e.key:32} {e.status:7} {e.traffic:>7.0%} {e.enrolled_users:>7}  "
+                f"{split_summary(e.variants)}"
+            )
+
+    def handle_show(self, *, key, json, **options):
+        representation = experiment_representation(self.get_experiment(key))
+        if json:
+            self.emit_json(representation)
+            return
+        for field, value in representation.items():
+            if field == "variants":
+                self.stdout.write("variants:")
+                for variant in value:
+                    self.stdout.write(
+                        f"  - {variant['name']}: weight {variant['weight']:.4g}, "
+                        f"config {self._json(variant['config'])}"
+                    )
+            else:
+                self.stdout.write(f"{field}: {self._json(value)}")
+
+    @staticmethod
+    def _json(value) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def handle_create(self, **options):
+        if options["variants"] and options["variant"]:
+            raise CommandError("give either --variants JSON or --variant options, not both")
+        if options["variants"]:
+            try:
+                variants = json.loads(options["variants"])
+            except ValueError as error:
+                raise CommandError(f"--variants: not valid JSON ({error})") from error
+        else:
+            variants = [parse_variant(text) for text in options["variant"]]
+        targeting = {
+            "platform": options["platform"],
+            "min_app_version": options["min_app_version"],
+            "max_app_version": options["max_app_version"],
+        }
+        data = {
+            "key": options["key"],
+            "description": options["description"],
+            "variants": variants,
+            "salt": options["salt"],
+            "traffic": options["traffic"],
+            "namespace": parse_namespace(options["namespace"]) if options["namespace"] else None,
+            "targeting": {rule: value for rule, value in targeting.items() if value is not None},
+        }
+        experiment = experiment_create(data=data, actor=None, source=SOURCE)
+        self.report(experiment, as_json=options["json"], message=f"created draft {experiment.key}")
+
+    def handle_activate(self, *, key, json, **options):
+        experiment = experiment_activate(
+            experiment=self.get_experiment(key), actor=None, source=SOURCE
+        )
+        self.report(experiment, as_json=json, message=f"activated {experiment.key}")
+
+    def handle_end(self, *, key, json, **options):
+        experiment = self.get_experiment(key)
+        self.require_yes(options, f"would end {experiment.key} ({experiment.status}) for good")
+        experiment = experiment_end(experiment=experiment, actor=None, source=SOURCE)
+        self.report(experiment, as_json=json, message=f"ended {experiment.key}")
+
+    def handle_duplicate(self, *, key, new_key, json, **options):
+        copy = experiment_duplicate(
+            experiment=self.get_experiment(key), new_key=new_key, actor=None, source=SOURCE
+        )
+        self.report(copy, as_json=json, message=f"duplicated {key} as draft {copy.key}")
+
+    def handle_rotate_salt(self, *, key, json, **options):
+        experiment = self.get_experiment(key)
+        self.require_yes(
+            options,
+            f"would rotate the salt of {experiment.key}: "
+            f"{auto_assignments_count(experiment)} automatic assignments re-randomised, "
+            "manual ones kept",
+        )
+        experiment, deleted = experiment_rotate_salt(
+            experiment=experiment, confirm=True, actor=None, source=SOURCE
+        )
+        if json:
+            self.emit_json(
+                {
+                    "experiment": experiment_representation(experiment),
+                    "auto_assignments_deleted": deleted,
+                }
+            )
+        else:
+            self.stdout.write(
+                f"rotated the salt of {experiment.key}: {deleted} automatic assignments removed"
+            )

@@ -1,0 +1,246 @@
+"""Experiment lifecycle: create, update, activate, end, duplicate, rotate-salt.
+
+Each function owns its transaction, locks the experiment row while it decides, and writes an
+audit entry. Rules: draft -> active -> ended only; an ended experiment is never reactivated
+(duplicate it); the key is immutable once activated; rotating the salt needs an explicit
+confirmation and re-randomises only automatic assignments.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from recsys_experiments.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.experiment_rules import (
+    KEY_RE,
+    clean_definition,
+    generate_salt,
+)
+from recsys_experiments.models import (
+    AssignmentMode,
+    AuditAction,
+    Experiment,
+    ExperimentStatus,
+)
+from recsys_experiments.selectors import experiment_definition, experiment_representation
+
+from .audit import audit_record
+
+
+def _apply_definition(experiment: Experiment, definition: dict) -> None:
+    namespace = definition["namespace"] or {}
+    targeting = definition["targeting"]
+    experiment.key = definition["key"]
+    experiment.description = definition["description"]
+    experiment.variants = definition["variants"]
+    experiment.salt = definition["salt"]
+    experiment.traffic = definition["traffic"]
+    experiment.namespace_name = namespace.get("name")
+    experiment.namespace_start = namespace.get("start")
+    experiment.namespace_end = namespace.get("end")
+    experiment.platform = targeting.get("platform")
+    experiment.min_app_version = targeting.get("min_app_version")
+    experiment.max_app_version = targeting.get("max_app_version")
+
+
+def _save_new(experiment: Experiment) -> None:
+    try:
+        with transaction.atomic():
+            experiment.save(force_insert=True)
+    except IntegrityError as error:
+        if Experiment.objects.filter(key=experiment.key).exists():
+            raise InvalidInput({"key": [f'"{experiment.key}" is already taken']}) from error
+        raise
+    experiment.refresh_from_db()
+
+
+def _locked(experiment: Experiment) -> Experiment:
+    return Experiment.objects.select_for_update().get(pk=experiment.pk)
+
+
+@transaction.atomic
+def experiment_create(*, data: dict, actor, source: str) -> Experiment:
+    definition = clean_definition(data)
+    experiment = Experiment(created_by=actor if getattr(actor, "pk", None) else None)
+    _apply_definition(experiment, definition)
+    _save_new(experiment)
+    audit_record(
+        experiment=experiment,
+        action=AuditAction.CREATE,
+        actor=actor,
+        source=source,
+        after=experiment_representation(experiment),
+    )
+    return experiment
+
+
+@transaction.atomic
+def experiment_update(*, experiment: Experiment, data: dict, partial: bool, actor, source: str):
+    """Edit the definition. PUT (partial=False) needs every required field; PATCH only the
+    ones it changes. Status and timestamps change only through the lifecycle functions."""
+    experiment = _locked(experiment)
+    current = experiment_definition(experiment)
+    if isinstance(data, dict) and "status" in data:
+        raise InvalidInput({"status": ["changes only through activate and end"]})
+    definition = clean_definition(data, partial_of=current if partial else None)
+    if not partial and not data.get("salt"):
+        definition["salt"] = current["salt"]  # a PUT without a salt keeps it
+    changed = {field for field, value in definition.items() if value != current[field]}
+    if experiment.status == ExperimentStatus.ENDED and changed - {"description"}:
+        raise IllegalTransition(
+            f'experiment "{experiment.key}" has ended: only its description can change '
+            "(duplicate it to run again)"
+        )
+    if experiment.status == ExperimentStatus.ACTIVE:
+        if "key" in changed:
+            raise IllegalTransition(f'the key of active experiment "{experiment.key}" is fixed')
+        if "salt" in changed:
+            raise IllegalTransition("the salt of an active experiment changes only by rotate-salt")
+        new_names = [variant["name"] for variant in definition["variants"]]
+        if new_names != experiment.variant_names:
+            raise IllegalTransition(
+                "variant names of an active experiment are fixed (weights and config may change)"
+            )
+    if not changed:
+        return experiment
+    before = experiment_representation(experiment)
+    _apply_definition(experiment, definition)
+    try:
+        with transaction.atomic():
+            experiment.save()
+    except IntegrityError as error:
+        raise InvalidInput({"key": [f'"{experiment.key}" is already taken']}) from error
+    experiment.refresh_from_db()
+    audit_record(
+        experiment=experiment,
+        action=AuditAction.UPDATE,
+        actor=actor,
+        source=source,
+        before=before,
+        after=experiment_representation(experiment),
+    )
+    return experiment
+
+
+def _transition(experiment: Experiment, *, action: str, allowed_from: str, actor, source: str):
+    experiment = _locked(experiment)
+    if experiment.status != allowed_from:
+        hint = " (duplicate it to run it again)" if experiment.status == "ended" else ""
+        raise IllegalTransition(
+            f'cannot {action} experiment "{experiment.key}": it is {experiment.status}{hint}'
+        )
+    before = experiment_representation(experiment)
+    now = timezone.now()
+    if action == AuditAction.ACTIVATE:
+        experiment.status = ExperimentStatus.ACTIVE
+        experiment.started_at = experiment.started_at or now
+    else:
+        experiment.status = ExperimentStatus.ENDED
+        experiment.ended_at = now
+    experiment.save()
+    experiment.refresh_from_db()
+    audit_record(
+        experiment=experiment,
+        action=action,
+        actor=actor,
+        source=source,
+        before=before,
+        after=experiment_representation(experiment),
+    )
+    return experiment
+
+
+@transaction.atomic
+def experiment_activate(*, experiment: Experiment, actor, source: str) -> Experiment:
+    return _transition(
+        experiment,
+        action=AuditAction.ACTIVATE,
+        allowed_from=ExperimentStatus.DRAFT,
+        actor=actor,
+        source=source,
+    )
+
+
+@transaction.atomic
+def experiment_end(*, experiment: Experiment, actor, source: str) -> Experiment:
+    return _transition(
+        experiment,
+        action=AuditAction.END,
+        allowed_from=ExperimentStatus.ACTIVE,
+        actor=actor,
+        source=source,
+    )
+
+
+def _free_copy_key(key: str) -> str:
+    for attempt in range(1, 1000):
+        suffix = "_copy" if attempt == 1 else f"_copy{attempt}"
+        candidate = key[: 63 - len(suffix)] + suffix
+        if not Experiment.objects.filter(key=candidate).exists():
+            return candidate
+    raise InvalidInput({"key": ["no free copy key; give one explicitly"]})
+
+
+@transaction.atomic
+def experiment_duplicate(
+    *, experiment: Experiment, new_key: str | None = None, actor, source: str
+) -> Experiment:
+    """A new draft with the same definition under a new key and a new salt."""
+    if new_key is not None and (not isinstance(new_key, str) or not KEY_RE.match(new_key)):
+        raise InvalidInput({"key": ["must be 2-63 lower-case letters, digits and underscores"]})
+    copy = Experiment(created_by=actor if getattr(actor, "pk", None) else None)
+    definition = {
+        **experiment_definition(experiment),
+        "key": new_key or _free_copy_key(experiment.key),
+        "salt": generate_salt(),
+    }
+    _apply_definition(copy, definition)
+    _save_new(copy)
+    audit_record(
+        experiment=copy,
+        action=AuditAction.DUPLICATE,
+        actor=actor,
+        source=source,
+        before={"duplicated_from": experiment.key},
+        after=experiment_representation(copy),
+    )
+    return copy
+
+
+@transaction.atomic
+def experiment_rotate_salt(
+    *, experiment: Experiment, confirm: bool, actor, source: str
+) -> tuple[Experiment, int]:
+    """A new salt: every automatic assignment is deleted (users are re-hashed on their next
+    request); manual overrides stay. Returns the experiment and how many assignments moved."""
+    if confirm is not True:
+        raise InvalidInput(
+            {
+                "confirm": [
+                    "must be true: rotating the salt re-randomises every automatic assignment"
+                ]
+            }
+        )
+    experiment = _locked(experiment)
+    if experiment.status == ExperimentStatus.ENDED:
+        raise IllegalTransition(f'experiment "{experiment.key}" has ended; its salt is final')
+    old_salt = experiment.salt
+    experiment.salt = generate_salt()
+    experiment.save()
+    deleted, _ = experiment.assignments.filter(assignment_mode=AssignmentMode.AUTO).delete()
+    experiment.refresh_from_db()
+    audit_record(
+        experiment=experiment,
+        action=AuditAction.ROTATE_SALT,
+        actor=actor,
+        source=source,
+        before={"salt": old_salt},
+        after={"salt": experiment.salt, "auto_assignments_deleted": deleted},
+    )
+    return experiment, deleted
+
+
+def auto_assignments_count(experiment: Experiment) -> int:
+    """How many assignments a salt rotation would re-randomise (for confirmation pages)."""
+    return experiment.assignments.filter(assignment_mode=AssignmentMode.AUTO).count()
