@@ -90,8 +90,70 @@ begin
 end
 $$;
 
+create or replace function rec_equal_weights(variation_count integer) returns double precision[]
+language sql immutable strict parallel safe
+set search_path = pg_catalog
+as $$
+    select case
+        when variation_count <= 0 then '{}'::float8[]
+        else array_fill(1::float8 / variation_count::float8, array[variation_count])
+    end
+$$;
+
+-- GrowthBook's getBucketRanges: variant i covers [sum of earlier weights, that +
+-- coverage * weight_i). Coverage is clamped to [0, 1]; weights that are missing, of the wrong
+-- length or not summing to 1 +- 0.01 fall back to equal weights. Each range starts at the
+-- cumulative weight whatever the coverage, so raising traffic never moves an enrolled user.
+create or replace function rec_bucket_ranges(
+    variation_count integer, coverage double precision, weights double precision[]
+) returns table (range_start double precision, range_end double precision)
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, public
+as $$
+declare
+    clamped float8 := least(greatest(coalesce(coverage, 1::float8), 0::float8), 1::float8);
+    total float8 := 0;
+    cumulative float8 := 0;
+    weight float8;
+begin
+    if weights is null or cardinality(weights) <> variation_count then
+        weights := rec_equal_weights(variation_count);
+    end if;
+    foreach weight in array weights loop
+        total := total + weight;
+    end loop;
+    if total < 0.99::float8 or total > 1.01::float8 then
+        weights := rec_equal_weights(variation_count);
+    end if;
+    foreach weight in array weights loop
+        range_start := cumulative;
+        cumulative := cumulative + weight;
+        range_end := range_start + clamped * weight;
+        return next;
+    end loop;
+end
+$$;
+
+-- GrowthBook's chooseVariation: the 0-based index of the first range holding the point, or -1.
+create or replace function rec_choose_variation(
+    point double precision, range_starts double precision[], range_ends double precision[]
+) returns integer
+language plpgsql immutable parallel safe
+set search_path = pg_catalog
+as $$
+begin
+    for i in 1 .. coalesce(cardinality(range_starts), 0) loop
+        if point >= range_starts[i] and point < range_ends[i] then
+            return i - 1;
+        end if;
+    end loop;
+    return -1;
+end
+$$;
+
 -- The whole hashed decision for one user, without touching any table: targeting, namespace,
--- then the version-2 point against traffic-scaled weight ranges. NULL means not enrolled.
+-- then the version-2 point against traffic-scaled ranges of the weights normalised to sum 1
+-- (a vector already within 1e-9 of 1 is used as it is). NULL means not enrolled.
 create or replace function rec_pick_variant(
     salt text,
     user_id text,
@@ -110,14 +172,12 @@ language plpgsql immutable parallel safe
 set search_path = pg_catalog, public
 as $$
 declare
-    coverage float8 := least(greatest(coalesce(traffic, 1::float8), 0::float8), 1::float8);
+    weights float8[];
+    range_starts float8[];
+    range_ends float8[];
     total float8 := 0;
-    cumulative float8 := 0;
-    range_start float8;
     weight float8;
-    point float8;
-    needs_normalising boolean;
-    variant jsonb;
+    chosen integer;
 begin
     if not rec_is_targeted(
         target_platform, min_app_version, max_app_version, request_platform, request_app_version
@@ -128,22 +188,25 @@ begin
         and not rec_in_namespace(user_id, namespace_name, namespace_start, namespace_end) then
         return null;
     end if;
-    point := rec_hash_point(salt, user_id, 2);
-    for variant in select item from jsonb_array_elements(variants) with ordinality as v(item, n) order by n loop
-        total := total + (variant ->> 'weight')::float8;
+    weights := array(
+        select (v.item ->> 'weight')::float8
+        from jsonb_array_elements(variants) with ordinality as v(item, n)
+        order by v.n
+    );
+    foreach weight in array weights loop
+        total := total + weight;
     end loop;
-    needs_normalising := abs(total - 1::float8) > 1e-9::float8;
-    for variant in select item from jsonb_array_elements(variants) with ordinality as v(item, n) order by n loop
-        weight := (variant ->> 'weight')::float8;
-        if needs_normalising then
-            weight := weight / total;
-        end if;
-        range_start := cumulative;
-        cumulative := cumulative + weight;
-        if point >= range_start and point < range_start + coverage * weight then
-            return variant ->> 'name';
-        end if;
-    end loop;
-    return null;
+    if abs(total - 1::float8) > 1e-9::float8 then
+        weights := array(select w.x / total from unnest(weights) with ordinality as w(x, n) order by w.n);
+    end if;
+    select array_agg(r.range_start order by r.n), array_agg(r.range_end order by r.n)
+    into range_starts, range_ends
+    from rec_bucket_ranges(cardinality(weights), traffic, weights)
+         with ordinality as r(range_start, range_end, n);
+    chosen := rec_choose_variation(rec_hash_point(salt, user_id, 2), range_starts, range_ends);
+    if chosen < 0 then
+        return null;
+    end if;
+    return variants -> chosen ->> 'name';
 end
 $$;

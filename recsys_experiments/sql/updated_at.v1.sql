@@ -4,7 +4,8 @@ language plpgsql
 set search_path = pg_catalog
 as $$
 begin
-    new.updated_at := now();
+    -- statement time, like the column defaults, so an edit never predates its creation.
+    new.updated_at := statement_timestamp();
     return new;
 end
 $$;
