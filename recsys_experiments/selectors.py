@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
-from .errors import NotFound
+from .errors import InvalidInput, NotFound
 from .models import Experiment
 
 
@@ -33,6 +33,9 @@ def user_find(identifier: str):
     """A user by uuid, username or email (case-insensitive), in that order."""
     users = get_user_model().objects
     identifier = (identifier or "").strip()
+    if not identifier:
+        # An empty string would otherwise match any user whose email is blank.
+        raise InvalidInput({"user": ["required: a uuid, username or email"]})
     try:
         return users.get(pk=uuid.UUID(identifier))
     except ValueError:
@@ -133,3 +136,27 @@ def user_assignments(user) -> dict:
         "assignments": assignments,
         "active_experiments": active,
     }
+
+
+def user_active_assignments(user) -> list[dict]:
+    """The user's stored variants in running experiments (what the deck tags them with)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            select e.key, a.variant, a.assignment_mode, a.assigned_at
+            from rec_active_experiments() as e
+            join rec_user_experiment_assignments as a
+              on a.experiment_id = e.id and a.user_id = %s
+            order by e.key
+            """,
+            [user.pk],
+        )
+        return [
+            {
+                "experiment_key": key,
+                "variant": variant,
+                "assignment_mode": mode,
+                "assigned_at": _timestamp(assigned_at),
+            }
+            for key, variant, mode, assigned_at in cursor.fetchall()
+        ]

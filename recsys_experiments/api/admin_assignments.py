@@ -5,7 +5,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recsys_experiments.errors import InvalidInput
 from recsys_experiments.selectors import experiment_get, user_assignments, user_find
 from recsys_experiments.services.assignments import assignment_override, assignment_reset
 
@@ -35,10 +34,7 @@ class AssignmentListCreateApi(AdminAssignmentApi):
         responses=UserAssignmentsSerializer,
     )
     def get(self, request):
-        identifier = request.query_params.get("user")
-        if not identifier:
-            raise InvalidInput({"user": ["required: a uuid, username or email"]})
-        return Response(user_assignments(user_find(identifier)))
+        return Response(user_assignments(user_find(request.query_params.get("user"))))
 
     @extend_schema(
         tags=TAGS, request=OverrideInputSerializer, responses={201: AssignmentSerializer}

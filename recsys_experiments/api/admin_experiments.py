@@ -38,6 +38,8 @@ class AdminExperimentApi(APIView):
 
 
 class ExperimentListCreateApi(AdminExperimentApi):
+    change_permission = "recsys_experiments.add_experiment"
+
     @extend_schema(
         tags=TAGS,
         parameters=[OpenApiParameter("status", enum=ExperimentStatus.values, required=False)],

@@ -3,12 +3,15 @@ IllegalTransition 409. Everything else goes to DRF's own handler."""
 
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler, set_rollback
 
 from recsys_experiments.errors import IllegalTransition, InvalidInput, NotFound
 
 
 def domain_exception_handler(exc, context):
+    if isinstance(exc, InvalidInput | NotFound | IllegalTransition):
+        # Like DRF's own handler: an error response never commits the request's writes.
+        set_rollback()
     if isinstance(exc, InvalidInput):
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, NotFound):

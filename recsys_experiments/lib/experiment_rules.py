@@ -15,6 +15,7 @@ from typing import Any
 from recsys_experiments.errors import InvalidInput
 
 from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
+from .knobs import check_config
 from .targeting import APP_VERSION_PATTERN, PLATFORMS, app_version_key
 
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_]{1,62}$")
@@ -85,9 +86,9 @@ def clean_traffic(value: Any, problems: Problems) -> float | None:
     return float(value)
 
 
-def clean_variants(value: Any, problems: Problems, config_checker=None) -> list[dict] | None:
+def clean_variants(value: Any, problems: Problems) -> list[dict] | None:
     """At least two variants with unique names, weights > 0 summing to 1 ± 0.01 (stored
-    normalised to 1) and a JSON-object config checked by `config_checker` when given."""
+    normalised to 1) and a config object whose keys are ranking knobs (`lib/knobs.py`)."""
     if not isinstance(value, list) or len(value) < 2:
         problems.add("variants", "must be a list of at least 2 variants")
         return None
@@ -117,8 +118,8 @@ def clean_variants(value: Any, problems: Problems, config_checker=None) -> list[
         if not isinstance(config, dict):
             problems.add(f"{path}.config", "must be a JSON object")
             valid = False
-        elif config_checker is not None:
-            for field, reason in config_checker(config):
+        else:
+            for field, reason in check_config(config):
                 problems.add(f"{path}.config.{field}", reason)
                 valid = False
         cleaned.append({"name": name, "weight": weight, "config": config})
@@ -186,7 +187,7 @@ def clean_targeting(value: Any, problems: Problems) -> dict:
     return cleaned
 
 
-def clean_definition(data: dict, *, partial_of: dict | None = None, config_checker=None) -> dict:
+def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
     """Clean a whole definition. With `partial_of` (the current definition), only the fields
     present in `data` are checked and the rest are taken from it."""
     problems = Problems()
@@ -198,7 +199,7 @@ def clean_definition(data: dict, *, partial_of: dict | None = None, config_check
     cleaned = {
         "key": clean_key(merged.get("key"), problems),
         "description": clean_description(merged.get("description"), problems),
-        "variants": clean_variants(merged.get("variants"), problems, config_checker),
+        "variants": clean_variants(merged.get("variants"), problems),
         "salt": clean_salt(merged.get("salt"), problems),
         "traffic": clean_traffic(merged.get("traffic"), problems),
         "namespace": clean_namespace(merged.get("namespace"), problems),

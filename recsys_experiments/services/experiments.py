@@ -8,8 +8,8 @@ confirmation and re-randomises only automatic assignments.
 
 from __future__ import annotations
 
+from django.contrib.postgres.functions import TransactionNow
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from recsys_experiments.errors import IllegalTransition, InvalidInput
 from recsys_experiments.lib.experiment_rules import (
@@ -131,13 +131,14 @@ def _transition(experiment: Experiment, *, action: str, allowed_from: str, actor
             f'cannot {action} experiment "{experiment.key}": it is {experiment.status}{hint}'
         )
     before = experiment_representation(experiment)
-    now = timezone.now()
+    # now() of this transaction, which rec_active_experiments() compares against: the app
+    # server's clock (or statement time) would leave a just-activated experiment inactive.
     if action == AuditAction.ACTIVATE:
         experiment.status = ExperimentStatus.ACTIVE
-        experiment.started_at = experiment.started_at or now
+        experiment.started_at = experiment.started_at or TransactionNow()
     else:
         experiment.status = ExperimentStatus.ENDED
-        experiment.ended_at = now
+        experiment.ended_at = TransactionNow()
     experiment.save()
     experiment.refresh_from_db()
     audit_record(

@@ -172,7 +172,9 @@ class Command(RecsysCommand):
 
     def handle_end(self, *, key, json, **options):
         experiment = self.get_experiment(key)
-        self.require_yes(options, f"would end {experiment.key} ({experiment.status}) for good")
+        if experiment.status != "active":
+            raise CommandError(f'cannot end experiment "{key}": it is {experiment.status}')
+        self.require_yes(options, f"would end {experiment.key} for good")
         experiment = experiment_end(experiment=experiment, actor=None, source=SOURCE)
         self.report(experiment, as_json=json, message=f"ended {experiment.key}")
 
@@ -184,6 +186,8 @@ class Command(RecsysCommand):
 
     def handle_rotate_salt(self, *, key, json, **options):
         experiment = self.get_experiment(key)
+        if experiment.status == "ended":
+            raise CommandError(f'experiment "{key}" has ended; its salt is final')
         self.require_yes(
             options,
             f"would rotate the salt of {experiment.key}: "

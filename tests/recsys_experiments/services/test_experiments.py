@@ -140,3 +140,13 @@ def test_a_rejected_create_writes_nothing(db):
     assert "key" in raised.value.errors
     assert Experiment.objects.count() == 1
     assert AuditEntry.objects.count() == 1
+
+
+def test_an_experiment_is_live_in_the_transaction_that_activates_it(db, user):
+    from django.db import connection
+
+    experiment = experiment_activate(experiment=create(), actor=None, source="test")
+
+    with connection.cursor() as cursor:
+        cursor.execute("select rec_assign_variant(%s, %s)", [experiment.key, user.pk])
+        assert cursor.fetchone()[0] in {"control", "treatment"}

@@ -1,0 +1,665 @@
+"""The admin experiment API: /api/v1/admin/experiments[...]."""
+
+import pytest
+from django.db import connection
+
+from recsys_experiments.models import (
+    Assignment,
+    AssignmentMode,
+    AuditAction,
+    AuditEntry,
+    Experiment,
+    ExperimentStatus,
+)
+from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
+from tests.factories.users import UserFactory
+
+BASE = "/api/v1/admin/experiments"
+REPRESENTATION_FIELDS = {
+    "key",
+    "description",
+    "status",
+    "variants",
+    "salt",
+    "traffic",
+    "namespace",
+    "targeting",
+    "started_at",
+    "ended_at",
+    "created_at",
+    "updated_at",
+}
+
+# Every admin experiment endpoint, with a body a permitted caller could send.
+ENDPOINTS = [
+    ("get", BASE, None),
+    ("post", BASE, {"key": "new_one", "variants": []}),
+    ("get", f"{BASE}/some_key", None),
+    ("put", f"{BASE}/some_key", {"key": "some_key"}),
+    ("patch", f"{BASE}/some_key", {"description": "x"}),
+    ("post", f"{BASE}/some_key/activate", None),
+    ("post", f"{BASE}/some_key/end", None),
+    ("post", f"{BASE}/some_key/duplicate", None),
+    ("post", f"{BASE}/some_key/rotate-salt", {"confirm": True}),
+]
+
+
+def variants(*weights, names=("control", "treatment", "extra")):
+    return [
+        {"name": name, "weight": weight, "config": {}}
+        for name, weight in zip(names, weights, strict=False)
+    ]
+
+
+def body(**overrides):
+    return {
+        "key": "ranking_v2",
+        "description": "New ranking",
+        "variants": variants(0.5, 0.5),
+        **overrides,
+    }
+
+
+def call(client, method, url, data=None):
+    return getattr(client, method)(url, data, format="json")
+
+
+def assign(key, user):
+    with connection.cursor() as cursor:
+        cursor.execute("select rec_assign_variant(%s, %s)", [key, user.pk])
+        return cursor.fetchone()[0]
+
+
+def audit_actions(key):
+    return list(
+        AuditEntry.objects.filter(experiment_key=key)
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+
+
+@pytest.fixture
+def admin_client(api_client, staff_user):
+    api_client.force_authenticate(staff_user)
+    return api_client
+
+
+@pytest.fixture
+def read_only_staff(db):
+    """Staff, not a superuser, without any model permission."""
+    return UserFactory(is_staff=True, is_superuser=False)
+
+
+# --- permissions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "url", "data"), ENDPOINTS)
+def test_anonymous_caller_gets_401_on_every_endpoint(db, api_client, method, url, data):
+    response = call(api_client, method, url, data)
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "url", "data"), ENDPOINTS)
+def test_non_staff_user_gets_403_on_every_endpoint(api_client, user, method, url, data):
+    ExperimentFactory(key="some_key")
+    api_client.force_authenticate(user)
+
+    response = call(api_client, method, url, data)
+
+    assert response.status_code == 403
+
+
+def test_staff_without_change_permission_can_read(api_client, read_only_staff):
+    ExperimentFactory(key="some_key")
+    api_client.force_authenticate(read_only_staff)
+
+    listing = api_client.get(BASE)
+    detail = api_client.get(f"{BASE}/some_key")
+
+    assert listing.status_code == 200
+    assert [row["key"] for row in listing.json()] == ["some_key"]
+    assert detail.status_code == 200
+    assert detail.json()["key"] == "some_key"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "data"), [endpoint for endpoint in ENDPOINTS if endpoint[0] != "get"]
+)
+def test_staff_without_change_permission_cannot_write(
+    api_client, read_only_staff, method, url, data
+):
+    ExperimentFactory(key="some_key")
+    api_client.force_authenticate(read_only_staff)
+
+    response = call(api_client, method, url, data)
+
+    assert response.status_code == 403
+    assert list(Experiment.objects.values_list("key", "status")) == [("some_key", "draft")]
+    assert not AuditEntry.objects.exists()
+
+
+def staff_with(*codenames):
+    from django.contrib.auth.models import Permission
+
+    member = UserFactory(is_staff=True)
+    member.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return member
+
+
+def test_creating_needs_the_add_permission_and_lifecycle_the_change_permission(db, api_client):
+    api_client.force_authenticate(staff_with("add_experiment"))
+    created = api_client.post(BASE, body(), format="json")
+    activate_denied = api_client.post(f"{BASE}/ranking_v2/activate")
+
+    api_client.force_authenticate(staff_with("change_experiment"))
+    create_denied = api_client.post(BASE, body(key="other_key"), format="json")
+    activated = api_client.post(f"{BASE}/ranking_v2/activate")
+
+    assert (created.status_code, activate_denied.status_code) == (201, 403)
+    assert (create_denied.status_code, activated.status_code) == (403, 200)
+
+
+def test_superuser_can_create_activate_and_end(admin_client):
+    created = admin_client.post(BASE, body(), format="json")
+    activated = admin_client.post(f"{BASE}/ranking_v2/activate")
+    ended = admin_client.post(f"{BASE}/ranking_v2/end")
+
+    assert (created.status_code, activated.status_code, ended.status_code) == (201, 200, 200)
+
+
+# --- create ----------------------------------------------------------------------------------
+
+
+def test_create_returns_201_with_the_full_representation(admin_client, staff_user):
+    response = admin_client.post(
+        BASE,
+        body(
+            salt="fixed-salt",
+            traffic=0.4,
+            namespace={"name": "home", "start": 0, "end": 0.5},
+            targeting={"platform": "ios", "min_app_version": "1.4"},
+        ),
+        format="json",
+    )
+
+    assert response.status_code == 201
+    data = response.json()
+    assert set(data) == REPRESENTATION_FIELDS
+    assert data["key"] == "ranking_v2"
+    assert data["description"] == "New ranking"
+    assert data["status"] == "draft"
+    assert data["variants"] == [
+        {"name": "control", "weight": 0.5, "config": {}},
+        {"name": "treatment", "weight": 0.5, "config": {}},
+    ]
+    assert data["salt"] == "fixed-salt"
+    assert data["traffic"] == 0.4
+    assert data["namespace"] == {"name": "home", "start": 0.0, "end": 0.5}
+    assert data["targeting"] == {"platform": "ios", "min_app_version": "1.4"}
+    assert data["started_at"] is None
+    assert data["ended_at"] is None
+    assert data["created_at"] is not None
+    assert data["updated_at"] is not None
+    experiment = Experiment.objects.get(key="ranking_v2")
+    assert experiment.created_by == staff_user
+    assert experiment.platform == "ios"
+    assert experiment.namespace_end == 0.5
+
+
+def test_create_generates_a_salt_when_omitted(admin_client):
+    first = admin_client.post(BASE, body(key="first_one"), format="json").json()
+    second = admin_client.post(BASE, body(key="second_one"), format="json").json()
+
+    assert first["salt"]
+    assert second["salt"]
+    assert first["salt"] != second["salt"]
+    assert Experiment.objects.get(key="first_one").salt == first["salt"]
+
+
+def test_create_defaults_traffic_namespace_and_targeting(admin_client):
+    data = admin_client.post(BASE, body(), format="json").json()
+
+    assert data["traffic"] == 1.0
+    assert data["namespace"] is None
+    assert data["targeting"] == {}
+
+
+def test_create_keeps_weights_that_sum_to_one(admin_client):
+    response = admin_client.post(BASE, body(variants=variants(0.3, 0.7)), format="json")
+
+    assert response.status_code == 201
+    assert [v["weight"] for v in response.json()["variants"]] == pytest.approx([0.3, 0.7])
+    stored = Experiment.objects.get(key="ranking_v2").variants
+    assert [v["weight"] for v in stored] == pytest.approx([0.3, 0.7])
+
+
+def test_create_normalises_weights_summing_to_nearly_one(admin_client):
+    response = admin_client.post(BASE, body(variants=variants(0.495, 0.5)), format="json")
+
+    assert response.status_code == 201
+    weights = [v["weight"] for v in Experiment.objects.get(key="ranking_v2").variants]
+    assert sum(weights) == pytest.approx(1, abs=1e-9)
+    assert weights == pytest.approx([0.495 / 0.995, 0.5 / 0.995])
+    assert [v["weight"] for v in response.json()["variants"]] == pytest.approx(weights)
+
+
+def test_create_writes_a_create_audit_entry_by_the_caller(admin_client, staff_user):
+    admin_client.post(BASE, body(), format="json")
+
+    entry = AuditEntry.objects.get()
+    assert entry.action == AuditAction.CREATE
+    assert entry.actor == staff_user
+    assert entry.source == "api"
+    assert entry.experiment_key == "ranking_v2"
+    assert entry.after["key"] == "ranking_v2"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "bad_field"),
+    [
+        ({"key": "Bad Key!"}, "key"),
+        ({"variants": variants(1.0)}, "variants"),
+        (
+            {
+                "variants": [
+                    {"name": "same", "weight": 0.5, "config": {}},
+                    {"name": "same", "weight": 0.5, "config": {}},
+                ]
+            },
+            "variants[1].name",
+        ),
+        ({"variants": variants(0, 1.0)}, "variants[0].weight"),
+        ({"variants": variants(0.4, 0.4)}, "variants"),
+        (
+            {
+                "variants": [
+                    {"name": "control", "weight": 0.5, "config": "not an object"},
+                    {"name": "treatment", "weight": 0.5, "config": {}},
+                ]
+            },
+            "variants[0].config",
+        ),
+        (
+            {
+                "variants": [
+                    {"name": "control", "weight": 0.5, "config": {"warp_speed": 9}},
+                    {"name": "treatment", "weight": 0.5, "config": {}},
+                ]
+            },
+            "variants[0].config.warp_speed",
+        ),
+        ({"traffic": 1.5}, "traffic"),
+        ({"namespace": {"name": "home", "start": 0.5, "end": 0.5}}, "namespace"),
+        ({"namespace": {"name": "home", "start": 0.7, "end": 0.2}}, "namespace"),
+        ({"targeting": {"platform": "symbian"}}, "targeting.platform"),
+        ({"targeting": {"min_app_version": "1.x"}}, "targeting.min_app_version"),
+    ],
+)
+def test_create_with_a_bad_field_is_400_naming_it_and_changes_nothing(
+    admin_client, overrides, bad_field
+):
+    response = admin_client.post(BASE, body(**overrides), format="json")
+
+    assert response.status_code == 400
+    assert bad_field in response.json()
+    assert not Experiment.objects.exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_create_names_every_bad_field_at_once(admin_client):
+    response = admin_client.post(
+        BASE,
+        {
+            "key": "Bad Key!",
+            "variants": variants(0.4, 0.4),
+            "traffic": 1.5,
+            "namespace": {"name": "home", "start": 0.6, "end": 0.6},
+            "targeting": {"platform": "symbian", "min_app_version": "1.x"},
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()) == {
+        "key",
+        "variants",
+        "traffic",
+        "namespace",
+        "targeting.platform",
+        "targeting.min_app_version",
+    }
+    assert not Experiment.objects.exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_create_with_a_body_that_is_not_an_object_is_400(admin_client):
+    response = admin_client.post(BASE, [body()], format="json")
+
+    assert response.status_code == 400
+    assert "body" in response.json()
+
+
+def test_create_with_a_taken_key_is_400_naming_key(admin_client):
+    ExperimentFactory(key="ranking_v2")
+
+    response = admin_client.post(BASE, body(), format="json")
+
+    assert response.status_code == 400
+    assert "key" in response.json()
+    assert Experiment.objects.filter(key="ranking_v2").count() == 1
+    assert not AuditEntry.objects.exists()
+
+
+# --- read ------------------------------------------------------------------------------------
+
+
+def test_unknown_key_is_404(admin_client):
+    assert admin_client.get(f"{BASE}/nope").status_code == 404
+    assert (
+        admin_client.patch(f"{BASE}/nope", {"description": "x"}, format="json").status_code == 404
+    )
+    assert admin_client.post(f"{BASE}/nope/activate").status_code == 404
+    assert admin_client.post(f"{BASE}/nope/end").status_code == 404
+    assert admin_client.post(f"{BASE}/nope/duplicate").status_code == 404
+    assert (
+        admin_client.post(f"{BASE}/nope/rotate-salt", {"confirm": True}, format="json").status_code
+        == 404
+    )
+
+
+def test_detail_returns_the_representation(admin_client):
+    experiment = ExperimentFactory(key="ranking_v2", salt="abc")
+
+    response = admin_client.get(f"{BASE}/ranking_v2")
+
+    assert response.status_code == 200
+    data = response.json()
+    assert set(data) == REPRESENTATION_FIELDS
+    assert data["salt"] == "abc"
+    assert data["variants"] == experiment.variants
+
+
+def test_list_filters_by_status_and_counts_users(admin_client, user):
+    ExperimentFactory(key="a_draft")
+    ActiveExperimentFactory(key="b_active")
+    assign("b_active", user)
+
+    everything = admin_client.get(BASE).json()
+    active = admin_client.get(BASE, {"status": "active"}).json()
+
+    assert [row["key"] for row in everything] == ["a_draft", "b_active"]
+    assert [(row["key"], row["enrolled_users"], row["manual_users"]) for row in active] == [
+        ("b_active", 1, 0)
+    ]
+    assert admin_client.get(BASE, {"status": "paused"}).status_code == 400
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+def test_activate_draft_makes_it_active_with_started_at(admin_client, staff_user):
+    ExperimentFactory(key="ranking_v2")
+
+    response = admin_client.post(f"{BASE}/ranking_v2/activate")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "active"
+    assert response.json()["started_at"] is not None
+    experiment = Experiment.objects.get(key="ranking_v2")
+    assert experiment.status == ExperimentStatus.ACTIVE
+    assert experiment.started_at is not None
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor) == (AuditAction.ACTIVATE, staff_user)
+
+
+def test_activate_twice_is_409(admin_client):
+    ExperimentFactory(key="ranking_v2")
+    admin_client.post(f"{BASE}/ranking_v2/activate")
+
+    response = admin_client.post(f"{BASE}/ranking_v2/activate")
+
+    assert response.status_code == 409
+    assert "detail" in response.json()
+    assert audit_actions("ranking_v2") == [AuditAction.ACTIVATE]
+
+
+def test_end_active_sets_ended_at(admin_client, staff_user):
+    ActiveExperimentFactory(key="ranking_v2")
+
+    response = admin_client.post(f"{BASE}/ranking_v2/end")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ended"
+    assert response.json()["ended_at"] is not None
+    assert Experiment.objects.get(key="ranking_v2").ended_at is not None
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor) == (AuditAction.END, staff_user)
+
+
+def test_end_draft_is_409(admin_client):
+    ExperimentFactory(key="ranking_v2")
+
+    response = admin_client.post(f"{BASE}/ranking_v2/end")
+
+    assert response.status_code == 409
+    assert Experiment.objects.get(key="ranking_v2").status == ExperimentStatus.DRAFT
+    assert not AuditEntry.objects.exists()
+
+
+def test_ended_experiment_is_never_reactivated(admin_client):
+    ActiveExperimentFactory(key="ranking_v2")
+    admin_client.post(f"{BASE}/ranking_v2/end")
+
+    response = admin_client.post(f"{BASE}/ranking_v2/activate")
+
+    assert response.status_code == 409
+    assert "duplicate" in response.json()["detail"]
+    assert Experiment.objects.get(key="ranking_v2").status == ExperimentStatus.ENDED
+
+
+def test_duplicate_ended_makes_a_new_draft_with_copy_key_and_new_salt(admin_client, staff_user):
+    original = ExperimentFactory(
+        key="ranking_v2",
+        status=ExperimentStatus.ENDED,
+        variants=variants(0.3, 0.7),
+        traffic=0.5,
+    )
+
+    response = admin_client.post(f"{BASE}/ranking_v2/duplicate")
+
+    assert response.status_code == 201
+    data = response.json()
+    assert data["key"] == "ranking_v2_copy"
+    assert data["status"] == "draft"
+    assert data["started_at"] is None
+    assert data["ended_at"] is None
+    assert data["variants"] == original.variants
+    assert data["traffic"] == 0.5
+    assert data["salt"] != original.salt
+    assert Experiment.objects.get(key="ranking_v2").status == ExperimentStatus.ENDED
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor, entry.experiment_key) == (
+        AuditAction.DUPLICATE,
+        staff_user,
+        "ranking_v2_copy",
+    )
+    assert entry.before == {"duplicated_from": "ranking_v2"}
+
+
+def test_duplicate_takes_the_new_key_from_the_body(admin_client):
+    ExperimentFactory(key="ranking_v2", status=ExperimentStatus.ENDED)
+
+    response = admin_client.post(
+        f"{BASE}/ranking_v2/duplicate", {"key": "ranking_v3"}, format="json"
+    )
+
+    assert response.status_code == 201
+    assert response.json()["key"] == "ranking_v3"
+    assert Experiment.objects.filter(key="ranking_v3", status="draft").exists()
+
+
+def test_duplicate_twice_picks_the_next_free_copy_key(admin_client):
+    ExperimentFactory(key="ranking_v2")
+
+    first = admin_client.post(f"{BASE}/ranking_v2/duplicate").json()
+    second = admin_client.post(f"{BASE}/ranking_v2/duplicate").json()
+
+    assert (first["key"], second["key"]) == ("ranking_v2_copy", "ranking_v2_copy2")
+
+
+@pytest.mark.parametrize("new_key", ["Bad Key!", "taken"])
+def test_duplicate_with_a_bad_or_taken_key_is_400_naming_key(admin_client, new_key):
+    ExperimentFactory(key="ranking_v2")
+    ExperimentFactory(key="taken")
+
+    response = admin_client.post(f"{BASE}/ranking_v2/duplicate", {"key": new_key}, format="json")
+
+    assert response.status_code == 400
+    assert "key" in response.json()
+    assert Experiment.objects.count() == 2
+    assert not AuditEntry.objects.exists()
+
+
+# --- edit ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ExperimentStatus.values)
+def test_patch_description_works_in_every_status(admin_client, staff_user, status):
+    ExperimentFactory(key="ranking_v2", status=status, description="old")
+
+    response = admin_client.patch(f"{BASE}/ranking_v2", {"description": "new"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["description"] == "new"
+    assert response.json()["status"] == status
+    assert Experiment.objects.get(key="ranking_v2").description == "new"
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor) == (AuditAction.UPDATE, staff_user)
+    assert (entry.before["description"], entry.after["description"]) == ("old", "new")
+
+
+def test_patch_key_of_a_draft_renames_it(admin_client):
+    ExperimentFactory(key="ranking_v2")
+
+    response = admin_client.patch(f"{BASE}/ranking_v2", {"key": "ranking_v3"}, format="json")
+
+    assert response.status_code == 200
+    assert list(Experiment.objects.values_list("key", flat=True)) == ["ranking_v3"]
+
+
+def test_patch_key_of_an_active_experiment_is_409(admin_client):
+    ActiveExperimentFactory(key="ranking_v2")
+
+    response = admin_client.patch(f"{BASE}/ranking_v2", {"key": "ranking_v3"}, format="json")
+
+    assert response.status_code == 409
+    assert list(Experiment.objects.values_list("key", flat=True)) == ["ranking_v2"]
+    assert not AuditEntry.objects.exists()
+
+
+def test_patch_status_is_400_naming_status(admin_client):
+    ExperimentFactory(key="ranking_v2")
+
+    response = admin_client.patch(f"{BASE}/ranking_v2", {"status": "active"}, format="json")
+
+    assert response.status_code == 400
+    assert "status" in response.json()
+    assert Experiment.objects.get(key="ranking_v2").status == ExperimentStatus.DRAFT
+
+
+def test_patch_with_a_bad_field_is_400_and_changes_nothing(admin_client):
+    ExperimentFactory(key="ranking_v2", traffic=0.5)
+
+    response = admin_client.patch(f"{BASE}/ranking_v2", {"traffic": 1.5}, format="json")
+
+    assert response.status_code == 400
+    assert "traffic" in response.json()
+    assert Experiment.objects.get(key="ranking_v2").traffic == 0.5
+    assert not AuditEntry.objects.exists()
+
+
+def test_patch_weights_of_an_active_experiment_is_allowed_but_not_variant_names(admin_client):
+    ActiveExperimentFactory(key="ranking_v2")
+
+    weights = admin_client.patch(
+        f"{BASE}/ranking_v2", {"variants": variants(0.2, 0.8)}, format="json"
+    )
+    renamed = admin_client.patch(
+        f"{BASE}/ranking_v2",
+        {"variants": variants(0.5, 0.5, names=("control", "other"))},
+        format="json",
+    )
+
+    assert weights.status_code == 200
+    assert renamed.status_code == 409
+    assert Experiment.objects.get(key="ranking_v2").variant_names == ["control", "treatment"]
+
+
+def test_put_replaces_the_definition_and_keeps_the_salt(admin_client):
+    ExperimentFactory(key="ranking_v2", salt="kept", traffic=0.5, description="old")
+
+    response = admin_client.put(
+        f"{BASE}/ranking_v2", {"key": "ranking_v2", "variants": variants(0.3, 0.7)}, format="json"
+    )
+
+    assert response.status_code == 200
+    data = response.json()
+    assert data["salt"] == "kept"
+    assert data["traffic"] == 1.0
+    assert data["description"] == ""
+
+
+# --- rotate-salt -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [None, {}, {"confirm": False}, {"confirm": "yes"}])
+def test_rotate_salt_without_confirm_true_is_400_naming_confirm(admin_client, user, data):
+    ActiveExperimentFactory(key="ranking_v2", salt="old-salt")
+    assign("ranking_v2", user)
+
+    response = admin_client.post(f"{BASE}/ranking_v2/rotate-salt", data, format="json")
+
+    assert response.status_code == 400
+    assert "confirm" in response.json()
+    assert Experiment.objects.get(key="ranking_v2").salt == "old-salt"
+    assert Assignment.objects.count() == 1
+    assert not AuditEntry.objects.exists()
+
+
+def test_rotate_salt_deletes_auto_assignments_and_keeps_manual_ones(admin_client, staff_user):
+    ActiveExperimentFactory(key="ranking_v2", salt="old-salt")
+    auto_users = UserFactory.create_batch(3)
+    for auto_user in auto_users:
+        assert assign("ranking_v2", auto_user) in {"control", "treatment"}
+    forced_user = UserFactory()
+    override = admin_client.post(
+        "/api/v1/admin/assignments",
+        {"experiment_key": "ranking_v2", "user": forced_user.username, "variant": "treatment"},
+        format="json",
+    )
+    assert override.status_code == 201
+
+    response = admin_client.post(f"{BASE}/ranking_v2/rotate-salt", {"confirm": True}, format="json")
+
+    assert response.status_code == 200
+    data = response.json()
+    assert data["auto_assignments_deleted"] == 3
+    assert data["experiment"]["salt"] != "old-salt"
+    assert data["experiment"]["key"] == "ranking_v2"
+    assert Experiment.objects.get(key="ranking_v2").salt == data["experiment"]["salt"]
+    remaining = list(Assignment.objects.values_list("user_id", "variant", "assignment_mode"))
+    assert remaining == [(forced_user.pk, "treatment", AssignmentMode.MANUAL)]
+    entry = AuditEntry.objects.filter(action=AuditAction.ROTATE_SALT).get()
+    assert entry.actor == staff_user
+    assert entry.before == {"salt": "old-salt"}
+    assert entry.after["auto_assignments_deleted"] == 3
+
+
+def test_rotate_salt_of_an_ended_experiment_is_409(admin_client):
+    ExperimentFactory(key="ranking_v2", status=ExperimentStatus.ENDED, salt="final")
+
+    response = admin_client.post(f"{BASE}/ranking_v2/rotate-salt", {"confirm": True}, format="json")
+
+    assert response.status_code == 409
+    assert Experiment.objects.get(key="ranking_v2").salt == "final"
