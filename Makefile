@@ -20,7 +20,8 @@ install: $(BIN)/.installed
 run: install
 	$(DEV) $(BIN)/python manage.py migrate --noinput
 	$(DEV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(DEV) $(BIN)/python manage.py ensure_admin --port $(PORT)
+	$(DEV) $(BIN)/python manage.py seed_demo
+	$(DEV) $(BIN)/python manage.py dev_logins --port $(PORT)
 	$(DEV) $(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile -
 
 test: install lint

@@ -2,9 +2,17 @@
 
 from django.urls import path
 
+from deck.api import DeckApi
+from recsys_experiments.accounts.api import TokenApi
 from recsys_experiments.api import admin_assignments, admin_experiments
+from recsys_experiments.api.me import MyExperimentsApi
+from telemetry.api import OutcomesApi
 
 urlpatterns = [
+    path("auth/token", TokenApi.as_view(), name="auth-token"),
+    path("deck", DeckApi.as_view(), name="deck"),
+    path("outcomes", OutcomesApi.as_view(), name="outcomes"),
+    path("me/experiments", MyExperimentsApi.as_view(), name="me-experiments"),
     path(
         "admin/experiments",
         admin_experiments.ExperimentListCreateApi.as_view(),

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -118,6 +119,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ExperimentStatusEnum": ["draft", "active", "ended"],
+        "AssignmentModeEnum": ["auto", "manual"],
+        "AssignmentStateEnum": ["auto", "manual", "unassigned"],
+        "OutcomeResultStatusEnum": ["accepted", "duplicate", "rejected"],
+    },
 }
 
 LOGGING = {

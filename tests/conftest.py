@@ -1,6 +1,8 @@
 import pytest
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.factories.catalog import MediaItemFactory
 from tests.factories.users import UserFactory
 
 
@@ -23,3 +25,22 @@ def user(db):
 @pytest.fixture
 def staff_user(db):
     return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def catalog(db):
+    return MediaItemFactory.create_batch(120)
+
+
+@pytest.fixture
+def app_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def app_client(app_user) -> APIClient:
+    """A mobile client authenticated the way the app is: with its token."""
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=app_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client

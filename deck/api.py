@@ -1,0 +1,55 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
+
+from .services import deck_build
+
+
+class DeckItemSerializer(serializers.Serializer):
+    media_item_id = serializers.IntegerField()
+    title = serializers.CharField()
+    genres = serializers.ListField(child=serializers.CharField())
+    year = serializers.IntegerField(allow_null=True)
+    position = serializers.IntegerField(help_text="1..n")
+    source = serializers.ChoiceField(choices=["cf", "genre", "popularity", "freshness"])
+    score = serializers.FloatField()
+
+
+class DeckOutputSerializer(serializers.Serializer):
+    rec_request_id = serializers.UUIDField()
+    experiments = serializers.DictField(
+        child=serializers.CharField(), help_text="{experiment_key: variant}"
+    )
+    items = DeckItemSerializer(many=True)
+
+
+class DeckApi(APIView):
+    """A swipe deck for the caller; every served item is recorded as an impression tagged
+    with the caller's experiment variants."""
+
+    class DeckInputSerializer(serializers.Serializer):
+        limit = serializers.IntegerField(min_value=1, max_value=50, default=20)
+        platform = serializers.ChoiceField(choices=PLATFORMS, required=False, allow_null=True)
+        app_version = serializers.RegexField(
+            APP_VERSION_PATTERN,
+            required=False,
+            allow_null=True,
+            error_messages={"invalid": "must be dotted digits such as 2.4.1"},
+        )
+
+    @extend_schema(tags=["deck"], request=DeckInputSerializer, responses=DeckOutputSerializer)
+    def post(self, request):
+        serializer = self.DeckInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return Response(
+            deck_build(
+                user=request.user,
+                limit=data["limit"],
+                platform=data.get("platform"),
+                app_version=data.get("app_version"),
+            )
+        )
