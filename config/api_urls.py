@@ -6,6 +6,7 @@ from deck.api import DeckApi
 from recsys_experiments.accounts.api import TokenApi
 from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.me import MyExperimentsApi
+from telemetry.admin_api import TelemetryHealthApi
 from telemetry.api import OutcomesApi
 
 urlpatterns = [
@@ -52,5 +53,10 @@ urlpatterns = [
         "admin/assignments/<str:experiment_key>/<uuid:user_id>",
         admin_assignments.AssignmentResetApi.as_view(),
         name="admin-assignment-reset",
+    ),
+    path(
+        "admin/telemetry/health",
+        TelemetryHealthApi.as_view(),
+        name="admin-telemetry-health",
     ),
 ]

@@ -1,8 +1,8 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from recsys_experiments.api.base import EndUserApi
 from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
 
 from .services import deck_build
@@ -26,7 +26,7 @@ class DeckOutputSerializer(serializers.Serializer):
     items = DeckItemSerializer(many=True)
 
 
-class DeckApi(APIView):
+class DeckApi(EndUserApi):
     """A swipe deck for the caller; every served item is recorded as an impression tagged
     with the caller's experiment variants."""
 

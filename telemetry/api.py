@@ -1,8 +1,8 @@
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from recsys_experiments.api.base import EndUserApi
 from recsys_experiments.errors import InvalidInput
 
 from .models import OutcomeType
@@ -18,7 +18,7 @@ class OutcomeItemSerializer(serializers.Serializer):
     occurred_at = serializers.DateTimeField(required=False, help_text="default: now")
 
 
-class OutcomesApi(APIView):
+class OutcomesApi(EndUserApi):
     """Report what the user did with served items. Each outcome is judged on its own: the
     accepted ones are stored even when others in the batch are rejected."""
 

@@ -101,3 +101,29 @@ class Outcome(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id}: {self.outcome_type}"
+
+
+class AlertThreshold(models.Model):
+    """When a daily telemetry alert fires (rec_alerts_daily_metrics_v1 reads this table)."""
+
+    class FiresWhen(models.TextChoices):
+        ABOVE = "above", "value above threshold"
+        AT_MOST = "at_most", "value at or below threshold"
+
+    alert = models.TextField(primary_key=True)
+    threshold = models.FloatField()
+    fires_when = models.TextField(choices=FiresWhen.choices, default=FiresWhen.ABOVE)
+    description = models.TextField()
+
+    class Meta:
+        db_table = "rec_alert_thresholds"
+        ordering = ("alert",)
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(fires_when__in=["above", "at_most"]),
+                name="rec_alert_thresholds_fires_when_check",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.alert

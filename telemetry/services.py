@@ -88,11 +88,7 @@ def _foreign_requests(user, request_ids: set[uuid.UUID]) -> set[uuid.UUID]:
         return set()
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            select distinct rec_request_id from rec_impressions
-            where rec_request_id = any(%s) and user_id <> %s
-            """,
-            [list(request_ids), user.pk],
+            "select rec_requests_of_other_users(%s, %s::uuid[])", [user.pk, list(request_ids)]
         )
         return {row[0] for row in cursor.fetchall()}
 

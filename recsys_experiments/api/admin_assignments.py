@@ -3,11 +3,11 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from recsys_experiments.selectors import experiment_get, user_assignments, user_find
 from recsys_experiments.services.assignments import assignment_override, assignment_reset
 
+from .base import ServiceApi
 from .permissions import IsStaffWithModelPermission
 from .serializers import AssignmentSerializer, UserAssignmentsSerializer
 
@@ -15,7 +15,7 @@ SOURCE = "api"
 TAGS = ["admin: assignments"]
 
 
-class AdminAssignmentApi(APIView):
+class AdminAssignmentApi(ServiceApi):
     permission_classes = (IsStaffWithModelPermission,)
     change_permission = "recsys_experiments.change_assignment"
 

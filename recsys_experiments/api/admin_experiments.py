@@ -3,7 +3,6 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from recsys_experiments.models import ExperimentStatus
 from recsys_experiments.selectors import (
@@ -20,6 +19,7 @@ from recsys_experiments.services.experiments import (
     experiment_update,
 )
 
+from .base import ServiceApi
 from .errors import json_object_body
 from .permissions import IsStaffWithModelPermission
 from .serializers import (
@@ -32,7 +32,7 @@ SOURCE = "api"
 TAGS = ["admin: experiments"]
 
 
-class AdminExperimentApi(APIView):
+class AdminExperimentApi(ServiceApi):
     permission_classes = (IsStaffWithModelPermission,)
     change_permission = "recsys_experiments.change_experiment"
 

@@ -1,12 +1,12 @@
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from recsys_experiments.api.base import EndUserApi
 from recsys_experiments.selectors import user_active_assignments
 
 
-class MyExperimentsApi(APIView):
+class MyExperimentsApi(EndUserApi):
     """The caller's own variants in the experiments running now."""
 
     @extend_schema(

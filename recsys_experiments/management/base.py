@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from recsys_experiments.db_roles import SERVICE_ROLE, acting_as
 from recsys_experiments.errors import DomainError
 from recsys_experiments.models import Experiment
 from recsys_experiments.selectors import experiment_get, user_find
@@ -36,7 +38,8 @@ class RecsysCommand(BaseCommand):
     def handle(self, *args, action: str, **options):
         handler = getattr(self, "handle_" + action.replace("-", "_"))
         try:
-            handler(**options)
+            with transaction.atomic(), acting_as(SERVICE_ROLE):
+                handler(**options)
         except DomainError as error:
             raise CommandError(error.message) from error
 

@@ -205,8 +205,8 @@ def test_a_deck_costs_the_same_queries_whatever_its_size(app_client, catalog):
             fetch_deck(app_client, limit=limit)
         counts.append(len(captured))
 
-    # The token lookup and one deck function call (plus the test's savepoints).
-    assert counts[0] == counts[1] <= 4
+    # Token lookup, role switch in and out, one deck function call, the request's savepoint.
+    assert counts[0] == counts[1] <= 8
 
 
 def test_outcomes_on_a_deck_reference_its_impressions(app_client, catalog):
