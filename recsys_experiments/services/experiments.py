@@ -75,17 +75,11 @@ def experiment_create(*, data: dict, actor, source: str) -> Experiment:
     return experiment
 
 
-@transaction.atomic
-def experiment_update(*, experiment: Experiment, data: dict, partial: bool, actor, source: str):
-    """Edit the definition. PUT (partial=False) needs every required field; PATCH only the
-    ones it changes. Status and timestamps change only through the lifecycle functions."""
-    experiment = _locked(experiment)
+def check_edit_allowed(experiment: Experiment, definition: dict) -> set[str]:
+    """The fields `definition` changes, or IllegalTransition when the experiment's status
+    forbids changing them: ended experiments take description edits only; an active one
+    keeps its key, salt (rotate-salt changes it) and variant names."""
     current = experiment_definition(experiment)
-    if isinstance(data, dict) and "status" in data:
-        raise InvalidInput({"status": ["changes only through activate and end"]})
-    definition = clean_definition(data, partial_of=current if partial else None)
-    if not partial and not data.get("salt"):
-        definition["salt"] = current["salt"]  # a PUT without a salt keeps it
     changed = {field for field, value in definition.items() if value != current[field]}
     if experiment.status == ExperimentStatus.ENDED and changed - {"description"}:
         raise IllegalTransition(
@@ -102,6 +96,21 @@ def experiment_update(*, experiment: Experiment, data: dict, partial: bool, acto
             raise IllegalTransition(
                 "variant names of an active experiment are fixed (weights and config may change)"
             )
+    return changed
+
+
+@transaction.atomic
+def experiment_update(*, experiment: Experiment, data: dict, partial: bool, actor, source: str):
+    """Edit the definition. PUT (partial=False) needs every required field; PATCH only the
+    ones it changes. Status and timestamps change only through the lifecycle functions."""
+    experiment = _locked(experiment)
+    current = experiment_definition(experiment)
+    if isinstance(data, dict) and "status" in data:
+        raise InvalidInput({"status": ["changes only through activate and end"]})
+    definition = clean_definition(data, partial_of=current if partial else None)
+    if not partial and not data.get("salt"):
+        definition["salt"] = current["salt"]  # a PUT without a salt keeps it
+    changed = check_edit_allowed(experiment, definition)
     if not changed:
         return experiment
     before = experiment_representation(experiment)

@@ -1,0 +1,368 @@
+"""Every admin page and action through the test client, including the error paths."""
+
+import json
+import uuid
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.urls import reverse
+
+from recsys_experiments.models import Assignment, AuditEntry, Experiment
+from recsys_experiments.services.assignments import assignment_override
+from tests.factories.catalog import MediaItemFactory
+from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory, two_variants
+from tests.factories.users import UserFactory
+
+CHANGELIST = "/admin/recsys_experiments/experiment/"
+
+
+@pytest.fixture
+def admin(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+def url(name, experiment):
+    return reverse(f"admin:{name}", args=[experiment.pk])
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def form_data(**overrides):
+    data = {
+        "key": "blend_v3",
+        "description": "More CF",
+        "variants": json.dumps(two_variants(0.3, 0.7)),
+        "traffic": "1",
+        "namespace_name": "",
+        "namespace_start": "",
+        "namespace_end": "",
+        "platform": "",
+        "min_app_version": "",
+        "max_app_version": "",
+    }
+    return {**data, **overrides}
+
+
+# --- list, create, edit ---------------------------------------------------------------------
+
+
+def test_changelist_shows_badges_split_traffic_and_enrolled_users(admin):
+    experiment = ActiveExperimentFactory(key="swipe_blend_test", traffic=0.5)
+    for user in UserFactory.create_batch(3):
+        assignment_override(
+            experiment=experiment, user=user, variant="control", actor=None, source="t"
+        )
+    ExperimentFactory(key="a_draft")
+
+    page = admin.get(CHANGELIST).content.decode()
+    filtered = admin.get(CHANGELIST + "?status__exact=draft").content.decode()
+    searched = admin.get(CHANGELIST + "?q=blend").content.decode()
+
+    assert "recsys-badge" in page and "control 50% · treatment 50%" in page
+    assert "50%" in page and ">3<" in page
+    assert "a_draft" in filtered and "swipe_blend_test" not in filtered
+    assert "swipe_blend_test" in searched and "a_draft" not in searched
+
+
+def test_create_through_the_form_uses_the_service(admin, staff_user):
+    response = admin.post(CHANGELIST + "add/", form_data())
+
+    assert response.status_code == 302
+    experiment = Experiment.objects.get(key="blend_v3")
+    assert [v["weight"] for v in experiment.variants] == [0.3, 0.7]
+    assert experiment.status == "draft" and experiment.salt
+    entry = AuditEntry.objects.get(experiment=experiment)
+    assert (entry.action, entry.actor, entry.source) == ("create", staff_user, "admin")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"variants": json.dumps(two_variants(0.3, 0.3))}, "variants"),
+        ({"variants": json.dumps([{"name": "only", "weight": 1}])}, "variants"),
+        (
+            {
+                "variants": json.dumps(
+                    [
+                        {"name": "a", "weight": 0.5, "config": {"warp": 1}},
+                        {"name": "b", "weight": 0.5},
+                    ]
+                )
+            },
+            "variants",
+        ),
+        ({"key": "Bad Key"}, "key"),
+        ({"traffic": "1.5"}, "traffic"),
+        (
+            {"namespace_name": "ns", "namespace_start": "0.6", "namespace_end": "0.2"},
+            "namespace_name",
+        ),
+        ({"min_app_version": "2.x"}, "min_app_version"),
+    ],
+)
+def test_bad_input_is_shown_beside_the_field_and_saves_nothing(admin, overrides, field):
+    response = admin.post(CHANGELIST + "add/", form_data(**overrides))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors.get(field)
+    assert not Experiment.objects.exists()
+
+
+def test_key_is_read_only_once_active_and_warned_about_while_draft(admin):
+    draft, active = ExperimentFactory(), ActiveExperimentFactory()
+
+    draft_page = admin.get(url("recsys_experiments_experiment_change", draft)).content.decode()
+    active_page = admin.get(url("recsys_experiments_experiment_change", active)).content.decode()
+
+    assert (
+        'name="key"' in draft_page
+        and "fixed for good once the experiment is activated" in draft_page
+    )
+    assert 'name="key"' not in active_page
+    assert 'id="recsys-activate"' in draft_page and 'id="recsys-end"' in active_page
+
+
+def test_editing_variant_names_of_an_active_experiment_is_refused(admin):
+    active = ActiveExperimentFactory(key="live")
+    renamed = [
+        {"name": "a", "weight": 0.5, "config": {}},
+        {"name": "b", "weight": 0.5, "config": {}},
+    ]
+
+    response = admin.post(
+        url("recsys_experiments_experiment_change", active),
+        form_data(key="live", variants=json.dumps(renamed)),
+    )
+
+    assert response.status_code == 200
+    assert "variant names of an active experiment are fixed" in str(
+        response.context["adminform"].form.non_field_errors()
+    )
+    active.refresh_from_db()
+    assert active.variant_names == ["control", "treatment"]
+
+
+# --- lifecycle buttons and actions ----------------------------------------------------------
+
+
+def test_activate_button_then_an_illegal_second_activation(admin):
+    experiment = ExperimentFactory()
+
+    admin.post(url("experiment_activate", experiment))
+    again = admin.post(url("experiment_activate", experiment), follow=True)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "active" and experiment.started_at
+    assert any("it is active" in message for message in messages_of(again))
+
+
+def test_end_asks_for_confirmation_then_ends(admin):
+    experiment = ActiveExperimentFactory(key="ending_soon")
+
+    confirm = admin.get(url("experiment_end", experiment))
+    assert (
+        "ending_soon" in confirm.content.decode() and "Ending is final" in confirm.content.decode()
+    )
+    experiment.refresh_from_db()
+    assert experiment.status == "active"
+
+    admin.post(url("experiment_end", experiment))
+    experiment.refresh_from_db()
+    assert experiment.status == "ended" and experiment.ended_at
+
+
+def test_list_actions_activate_end_with_confirmation_and_duplicate(admin):
+    draft, active = ExperimentFactory(key="first"), ActiveExperimentFactory(key="second")
+
+    admin.post(CHANGELIST, {"action": "activate_selected", "_selected_action": [draft.pk]})
+    confirm = admin.post(CHANGELIST, {"action": "end_selected", "_selected_action": [active.pk]})
+    assert "Yes, end them" in confirm.content.decode()
+    assert Experiment.objects.get(pk=active.pk).status == "active"
+    admin.post(
+        CHANGELIST, {"action": "end_selected", "_selected_action": [active.pk], "post": "yes"}
+    )
+    admin.post(CHANGELIST, {"action": "duplicate_selected", "_selected_action": [active.pk]})
+
+    assert Experiment.objects.get(pk=draft.pk).status == "active"
+    assert Experiment.objects.get(pk=active.pk).status == "ended"
+    assert Experiment.objects.get(key="second_copy").status == "draft"
+
+
+def test_rotate_salt_warns_with_the_count_then_keeps_manual(admin):
+    experiment = ActiveExperimentFactory()
+    forced = UserFactory()
+    with connection.cursor() as cursor:
+        for user in UserFactory.create_batch(3):
+            cursor.execute("select rec_assign_variant(%s, %s)", [experiment.key, user.pk])
+    assignment_override(
+        experiment=experiment, user=forced, variant="treatment", actor=None, source="t"
+    )
+    old_salt = experiment.salt
+
+    warning = admin.get(url("experiment_rotate_salt", experiment)).content.decode()
+    assert "re-randomises every automatic assignment" in warning
+    assert "<strong>3</strong> automatic assignments" in warning
+
+    admin.post(url("experiment_rotate_salt", experiment), {"confirm": "yes"})
+    experiment.refresh_from_db()
+    assert experiment.salt != old_salt
+    assert list(experiment.assignments.values_list("user", flat=True)) == [forced.pk]
+
+
+def test_results_page_has_counts_charts_data_and_history(admin):
+    experiment = ActiveExperimentFactory()
+    user = UserFactory()
+    assignment_override(
+        experiment=experiment, user=user, variant="treatment", actor=None, source="t"
+    )
+    item = MediaItemFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "insert into rec_impressions (user_id, rec_request_id, media_item_id, position, "
+            "source, request_context) values (%s, %s, %s, 1, 'cf', %s::jsonb)",
+            [
+                user.pk,
+                uuid.uuid4(),
+                item.pk,
+                json.dumps({"experiments": {experiment.key: "treatment"}}),
+            ],
+        )
+
+    response = admin.get(url("experiment_results", experiment))
+    page = response.content.decode()
+
+    assert response.status_code == 200
+    assert [row["manual"] for row in response.context["counts"]] == [0, 1]
+    assert (page.count("<svg") == 4 and 'data-series="treatment"' in page) or "<circle" in page
+    assert 'id="recsys-chart-data"' in page
+    assert response.context["chart_data"]["last_7_days"]["impressions"]["treatment"][-1] == 1
+    assert "Forced variant" in page
+
+
+# --- assignments and diagnostics ------------------------------------------------------------
+
+
+def test_assignments_page_finds_forces_and_resets(admin, staff_user):
+    experiment = ActiveExperimentFactory(key="live_test")
+    user = UserFactory(username="viewer", email="viewer@example.com")
+    page = reverse("admin:recsys_assignments")
+
+    found = admin.get(page, {"q": "VIEWER@example.com"}).content.decode()
+    assert "live_test" in found and "not yet assigned" in found
+
+    admin.post(
+        page,
+        {
+            "user_id": user.pk,
+            "experiment_key": "live_test",
+            "variant": "treatment",
+            "action": "force",
+        },
+    )
+    stored = Assignment.objects.get(experiment=experiment, user=user)
+    assert (stored.variant, stored.assignment_mode) == ("treatment", "manual")
+
+    reset = admin.post(
+        page, {"user_id": user.pk, "experiment_key": "live_test", "action": "reset"}, follow=True
+    )
+    assert not Assignment.objects.filter(user=user).exists()
+    assert any("back to automatic" in message for message in messages_of(reset))
+    assert AuditEntry.objects.filter(subject_user=user, source="admin").count() == 2
+
+
+def test_assignments_page_errors(admin):
+    ActiveExperimentFactory(key="live_test")
+    user = UserFactory()
+    page = reverse("admin:recsys_assignments")
+
+    unknown_user = admin.get(page, {"q": "nobody-here"})
+    bad_variant = admin.post(
+        page,
+        {"user_id": user.pk, "experiment_key": "live_test", "variant": "nope", "action": "force"},
+        follow=True,
+    )
+
+    assert "no user with id, username or email" in unknown_user.content.decode()
+    assert any('has no variant "nope"' in message for message in messages_of(bad_variant))
+    assert not Assignment.objects.exists()
+
+
+def test_diagnostics_is_green_when_healthy_and_red_when_tagging_breaks(admin):
+    page = reverse("admin:recsys_diagnostics")
+    assert 'class="recsys-status ok"' in admin.get(page).content.decode()
+
+    user, item = UserFactory(), MediaItemFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "insert into rec_impressions (user_id, rec_request_id, media_item_id, position, "
+            "source, request_context) values (%s, %s, %s, 1, 'cf', '{}')",
+            [user.pk, uuid.uuid4(), item.pk],
+        )
+    broken = admin.get(page).content.decode()
+
+    assert 'class="recsys-status bad"' in broken and "untagged_impressions" in broken
+
+
+def test_the_recsys_section_lists_the_custom_pages(admin):
+    index = admin.get("/admin/").content.decode()
+
+    assert reverse("admin:recsys_assignments") in index
+    assert reverse("admin:recsys_diagnostics") in index
+
+
+# --- permissions ----------------------------------------------------------------------------
+
+
+def staff_with(*codenames):
+    member = UserFactory(is_staff=True)
+    member.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return member
+
+
+@pytest.mark.parametrize(
+    "path",
+    [CHANGELIST, "/admin/recsys/assignments/", "/admin/recsys/diagnostics/"],
+)
+def test_non_staff_are_sent_to_the_login_page(client, user, path):
+    client.force_login(user)
+
+    response = client.get(path)
+
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_staff_without_permissions_cannot_change_experiments_or_assignments(client, db):
+    experiment = ExperimentFactory()
+    target = UserFactory()
+    client.force_login(staff_with("view_experiment", "view_assignment"))
+
+    assert client.get(CHANGELIST).status_code == 200
+    assert client.post(url("experiment_activate", experiment)).status_code == 403
+    assert client.get(url("experiment_rotate_salt", experiment)).status_code == 403
+    view_only = client.get("/admin/recsys/assignments/", {"q": target.username}).content.decode()
+    forced = client.post(
+        "/admin/recsys/assignments/",
+        {
+            "user_id": target.pk,
+            "experiment_key": experiment.key,
+            "variant": "control",
+            "action": "force",
+        },
+    )
+
+    assert "Force" not in view_only
+    assert forced.status_code == 403
+    experiment.refresh_from_db()
+    assert experiment.status == "draft" and not Assignment.objects.exists()
+
+
+def test_staff_with_no_recsys_permission_gets_403(client, db):
+    client.force_login(staff_with())
+
+    assert client.get(CHANGELIST).status_code == 403
+    assert client.get("/admin/recsys/assignments/").status_code == 403
+
