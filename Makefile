@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Runs a command with the development environment: local database started, dev defaults set.
 DEV := $(BIN)/python -m config.localdb run --
 
-.PHONY: install run test lint format stop-db db-status
+.PHONY: install browser run screenshots test lint format stop-db db-status
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,18 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Debian's chromium and chromium-driver, for the real-browser tests (tests/e2e) and screenshots:
+# installed when root; otherwise the e2e tests skip (and fail under CI=true).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing chromium and chromium-driver for the e2e tests (apt-get)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; \
+	else \
+	  echo "chromium/chromedriver missing and not root: e2e tests will be skipped (they fail under CI=true); sudo apt-get install chromium chromium-driver"; \
+	fi
+
 run: install
 	$(DEV) $(BIN)/python manage.py migrate --noinput
 	$(DEV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
@@ -24,7 +36,15 @@ run: install
 	$(DEV) $(BIN)/python manage.py dev_logins --port $(PORT)
 	$(DEV) $(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile -
 
-test: install lint
+# PNGs of the admin pages listed in tests/e2e/screenshots.py, in docs/screenshots/.
+screenshots: install browser
+	$(DEV) $(BIN)/python manage.py migrate --noinput
+	$(DEV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(DEV) $(BIN)/python manage.py seed_demo
+	$(DEV) $(BIN)/python manage.py dev_logins
+	$(DEV) $(BIN)/python -m tests.e2e.screenshots
+
+test: install lint browser
 	$(DEV) $(BIN)/pytest
 
 lint: install

@@ -17,6 +17,8 @@ class RecsysAdminSite(admin.AdminSite):
     site_header = "Recsys Experiments"
     site_title = "Recsys Experiments admin"
     index_title = "Experiments, assignments and telemetry"
+    # The sidebar would squeeze the experiment tables and charts at 1280 px.
+    enable_nav_sidebar = False
 
     def admin_view(self, view, cacheable=False):
         checked_view = super().admin_view(view, cacheable)

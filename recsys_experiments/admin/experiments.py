@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -60,9 +60,18 @@ def split_summary(variants: list[dict]) -> str:
     return " · ".join(f"{variant['name']} {variant['weight']:.0%}" for variant in variants)
 
 
+class IndentedJSONField(forms.JSONField):
+    """One variant per line in the editor, not one long line."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 class ExperimentForm(forms.ModelForm):
-    variants = forms.JSONField(
-        widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "recsys-variants"}),
+    variants = IndentedJSONField(
+        widget=forms.Textarea(attrs={"rows": 14, "cols": 80, "class": "recsys-variants"}),
         help_text=(
             'A JSON list: [{"name": "control", "weight": 0.5, "config": {}}, …]. At least two '
             "variants; weights > 0 summing to 1 (± 0.01); config keys are ranking knobs: "
@@ -162,6 +171,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     ordering = ("-updated_at",)
     actions = ("activate_selected", "end_selected", "duplicate_selected")
     change_form_template = "admin/recsys_experiments/experiment/change_form.html"
+    change_list_template = "admin/recsys_experiments/experiment/change_list.html"
 
     def get_fieldsets(self, request, obj=None):
         return (
@@ -199,7 +209,9 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="split")
     def split(self, obj):
-        return split_summary(obj.variants)
+        return format_html(
+            '<span style="white-space:nowrap">{}</span>', split_summary(obj.variants)
+        )
 
     @admin.display(description="traffic", ordering="traffic")
     def traffic_share(self, obj):
@@ -282,7 +294,11 @@ class ExperimentAdmin(admin.ModelAdmin):
             "rotate-salt": self.rotate_salt_view,
             "results": self.results_view,
         }
-        custom = [
+        by_key = [
+            path("by-key/<str:key>/", self.admin_site.admin_view(self.by_key_view)),
+            path("by-key/<str:key>/<str:page>/", self.admin_site.admin_view(self.by_key_view)),
+        ]
+        custom = by_key + [
             path(
                 f"<path:object_id>/{name}/",
                 self.admin_site.admin_view(view),
@@ -323,6 +339,17 @@ class ExperimentAdmin(admin.ModelAdmin):
             return None
         self.message_user(request, success, messages.SUCCESS)
         return result
+
+    def by_key_view(self, request, key, page=None):
+        """/by-key/<key>/[results|rotate-salt|end]/: bookmarkable pages named by key."""
+        experiment = get_object_or_404(Experiment, key=key)
+        if page is None:
+            return HttpResponseRedirect(self._change_url(experiment))
+        if page not in {"results", "rotate-salt", "end"}:
+            raise Http404(f"no page {page!r}")
+        return HttpResponseRedirect(
+            reverse(f"admin:experiment_{page.replace('-', '_')}", args=[experiment.pk])
+        )
 
     def activate_view(self, request, object_id):
         if request.method != "POST":

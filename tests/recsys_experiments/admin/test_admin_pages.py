@@ -365,4 +365,3 @@ def test_staff_with_no_recsys_permission_gets_403(client, db):
 
     assert client.get(CHANGELIST).status_code == 403
     assert client.get("/admin/recsys/assignments/").status_code == 403
-
