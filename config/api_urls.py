@@ -45,6 +45,11 @@ urlpatterns = [
         name="admin-experiment-rotate-salt",
     ),
     path(
+        "admin/experiments/<str:key>/metrics",
+        admin_experiments.ExperimentMetricsApi.as_view(),
+        name="admin-experiment-metrics",
+    ),
+    path(
         "admin/assignments",
         admin_assignments.AssignmentListCreateApi.as_view(),
         name="admin-assignments",

@@ -74,3 +74,21 @@ class UserGenrePreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.genre}: {self.weight}"
+
+
+class UserSegment(models.Model):
+    """A user's segment and traits, from a customer fixture (`manage.py load_fixture`)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    fixture = models.TextField()
+    segment = models.TextField()
+    traits = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "recsys_user_segments"
+        indexes = [models.Index(fields=["fixture", "segment"], name="idx_user_segments_fixture")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.segment}"

@@ -41,6 +41,9 @@ class Experiment(models.Model):
     platform = models.TextField(choices=Platform.choices, null=True, blank=True)
     min_app_version = models.TextField(null=True, blank=True)
     max_app_version = models.TextField(null=True, blank=True)
+    # [{"metric": "like_rate", "max_drop": 0.02}, {"metric": "untagged_impressions",
+    # "max_share": 0.01}]: evaluated by the results report (lib/guardrails.py).
+    guardrails = models.JSONField(default=list, db_default=[], blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

@@ -60,6 +60,7 @@ def experiment_definition(experiment: Experiment) -> dict:
         "traffic": experiment.traffic,
         "namespace": experiment.namespace,
         "targeting": experiment.targeting,
+        "guardrails": experiment.guardrails,
     }
 
 

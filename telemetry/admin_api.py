@@ -3,8 +3,8 @@ from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from recsys_experiments.api.admin_experiments import days_param
 from recsys_experiments.api.base import ServiceApi
-from recsys_experiments.errors import InvalidInput
 
 from .selectors import telemetry_health
 
@@ -35,7 +35,4 @@ class TelemetryHealthApi(ServiceApi):
         ),
     )
     def get(self, request):
-        days = request.query_params.get("days", "7")
-        if not days.isdigit() or not 1 <= int(days) <= 366:
-            raise InvalidInput({"days": ["must be a whole number from 1 to 366"]})
-        return Response(telemetry_health(days=int(days)))
+        return Response(telemetry_health(days=days_param(request)))

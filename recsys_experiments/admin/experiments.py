@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from recsys_experiments.analysis import experiment_results
 from recsys_experiments.errors import DomainError, IllegalTransition, InvalidInput
 from recsys_experiments.lib.experiment_rules import clean_definition
 from recsys_experiments.lib.knobs import KNOBS
@@ -53,6 +54,7 @@ ERROR_FIELDS = {
     "targeting.platform": "platform",
     "targeting.min_app_version": "min_app_version",
     "targeting.max_app_version": "max_app_version",
+    "guardrails": "guardrails",
 }
 
 
@@ -83,6 +85,12 @@ class ExperimentForm(forms.ModelForm):
             {"name": "treatment", "weight": 0.5, "config": {}},
         ],
     )
+    guardrails = IndentedJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text='Optional, e.g. [{"metric": "like_rate", "max_drop": 0.02}, '
+        '{"metric": "untagged_impressions", "max_share": 0.01}].',
+    )
     platform = forms.ChoiceField(choices=[("", "any platform"), *Platform.choices], required=False)
 
     class Meta:
@@ -98,6 +106,7 @@ class ExperimentForm(forms.ModelForm):
             "platform",
             "min_app_version",
             "max_app_version",
+            "guardrails",
         )
         widgets = {"key": forms.TextInput(attrs={"size": 40})}
         help_texts = {
@@ -131,6 +140,7 @@ class ExperimentForm(forms.ModelForm):
                 rule: self._value(rule) or None
                 for rule in ("platform", "min_app_version", "max_app_version")
             },
+            "guardrails": self._value("guardrails") or [],
         }
         try:
             self.definition = clean_definition(data)
@@ -139,8 +149,8 @@ class ExperimentForm(forms.ModelForm):
         except InvalidInput as error:
             for path_name, reasons in error.errors.items():
                 field = ERROR_FIELDS.get(path_name)
-                if field is None and path_name.startswith("variants"):
-                    field = "variants"
+                if field is None and path_name.startswith(("variants", "guardrails")):
+                    field = path_name.split("[")[0]
                 message = "; ".join(reasons)
                 if field in self.fields:
                     self.add_error(
@@ -182,6 +192,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 {"fields": ("traffic", ("namespace_name", "namespace_start", "namespace_end"))},
             ),
             ("Targeting", {"fields": ("platform", ("min_app_version", "max_app_version"))}),
+            ("Guardrails", {"fields": ("guardrails",)}),
             ("Dates", {"fields": ("started_at", "ended_at", "created_at", "updated_at")}),
         )
 
@@ -192,7 +203,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         if obj is not None and obj.status == ExperimentStatus.ENDED:
             fixed += [
                 "variants", "traffic", "namespace_name", "namespace_start", "namespace_end",
-                "platform", "min_app_version", "max_app_version",
+                "platform", "min_app_version", "max_app_version", "guardrails",
             ]  # fmt: skip
         return fixed
 
@@ -447,6 +458,9 @@ class ExperimentAdmin(admin.ModelAdmin):
                 experiment,
                 title=f"Results: {experiment.key}",
                 counts=experiment_assignment_counts(experiment),
+                results=experiment_results(experiment, days=int(request.GET.get("days", 7)))
+                if str(request.GET.get("days", 7)).isdigit()
+                else experiment_results(experiment, days=7),
                 charts=charts,
                 chart_data=chart_data,
                 audit=AuditEntry.objects.filter(experiment=experiment).select_related(

@@ -30,6 +30,11 @@ class ExperimentInputSerializer(serializers.Serializer):
     traffic = serializers.FloatField(required=False, default=1.0)
     namespace = NamespaceSerializer(required=False, allow_null=True)
     targeting = TargetingSerializer(required=False)
+    guardrails = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text='e.g. [{"metric": "like_rate", "max_drop": 0.02}]; see docs',
+    )
 
 
 class ExperimentOutputSerializer(ExperimentInputSerializer):

@@ -14,6 +14,7 @@ from typing import Any
 
 from recsys_experiments.errors import InvalidInput
 
+from .guardrails import check_guardrail
 from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
 from .knobs import check_config
 from .targeting import APP_VERSION_PATTERN, PLATFORMS, app_version_key
@@ -25,7 +26,9 @@ NAMESPACE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 VARIANT_FIELDS = {"name", "weight", "config"}
 TARGETING_FIELDS = {"platform", "min_app_version", "max_app_version"}
 NAMESPACE_FIELDS = {"name", "start", "end"}
-DEFINITION_FIELDS = ("key", "description", "variants", "salt", "traffic", "namespace", "targeting")
+DEFINITION_FIELDS = (
+    "key", "description", "variants", "salt", "traffic", "namespace", "targeting", "guardrails",
+)  # fmt: skip
 
 
 class Problems:
@@ -187,6 +190,20 @@ def clean_targeting(value: Any, problems: Problems) -> dict:
     return cleaned
 
 
+def clean_guardrails(value: Any, problems: Problems) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.add("guardrails", "must be a list of guardrails")
+        return []
+    cleaned = []
+    for index, guardrail in enumerate(value):
+        for field, reason in check_guardrail(guardrail):
+            problems.add(f"guardrails[{index}]{'.' + field if field else ''}", reason)
+        cleaned.append(guardrail)
+    return cleaned
+
+
 def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
     """Clean a whole definition. With `partial_of` (the current definition), only the fields
     present in `data` are checked and the rest are taken from it."""
@@ -204,6 +221,7 @@ def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
         "traffic": clean_traffic(merged.get("traffic"), problems),
         "namespace": clean_namespace(merged.get("namespace"), problems),
         "targeting": clean_targeting(merged.get("targeting"), problems),
+        "guardrails": clean_guardrails(merged.get("guardrails"), problems),
     }
     problems.raise_if_any()
     return cleaned

@@ -50,7 +50,7 @@ def compare_proportions(
     p0, p1 = control_converted / control_exposed, converted / exposed
     diff = p1 - p0
     rel = diff / p0 if p0 > 0 else None
-    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
     se = math.sqrt(p1 * (1 - p1) / exposed + p0 * (1 - p0) / control_exposed)
     pooled = (converted + control_converted) / (exposed + control_exposed)
     pooled_se = math.sqrt(pooled * (1 - pooled) * (1 / exposed + 1 / control_exposed))

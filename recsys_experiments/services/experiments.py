@@ -42,6 +42,7 @@ def _apply_definition(experiment: Experiment, definition: dict) -> None:
     experiment.platform = targeting.get("platform")
     experiment.min_app_version = targeting.get("min_app_version")
     experiment.max_app_version = targeting.get("max_app_version")
+    experiment.guardrails = definition["guardrails"]
 
 
 def _save_new(experiment: Experiment) -> None:

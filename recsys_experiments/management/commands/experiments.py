@@ -68,6 +68,9 @@ class Command(RecsysCommand):
         create.add_argument("--platform", choices=["ios", "android", "web"])
         create.add_argument("--min-app-version")
         create.add_argument("--max-app-version")
+        create.add_argument(
+            "--guardrails", metavar="JSON", help='e.g. [{"metric": "like_rate", "max_drop": 0.02}]'
+        )
         self.add_json_flag(create)
 
         activate = subparsers.add_parser("activate", help="start a draft experiment")
@@ -160,9 +163,19 @@ class Command(RecsysCommand):
             "traffic": options["traffic"],
             "namespace": parse_namespace(options["namespace"]) if options["namespace"] else None,
             "targeting": {rule: value for rule, value in targeting.items() if value is not None},
+            "guardrails": self._json_option(options, "guardrails"),
         }
         experiment = experiment_create(data=data, actor=None, source=SOURCE)
         self.report(experiment, as_json=options["json"], message=f"created draft {experiment.key}")
+
+    @staticmethod
+    def _json_option(options, name: str):
+        if not options.get(name):
+            return None
+        try:
+            return json.loads(options[name])
+        except ValueError as error:
+            raise CommandError(f"--{name}: not valid JSON ({error})") from error
 
     def handle_activate(self, *, key, json, **options):
         experiment = experiment_activate(

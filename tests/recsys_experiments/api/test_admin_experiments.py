@@ -28,6 +28,8 @@ REPRESENTATION_FIELDS = {
     "ended_at",
     "created_at",
     "updated_at",
+    # Beyond the spec's representation: the guardrails the results report evaluates.
+    "guardrails",
 }
 
 # Every admin experiment endpoint, with a body a permitted caller could send.

@@ -38,6 +38,8 @@ REPRESENTATION_FIELDS = {
     "ended_at",
     "created_at",
     "updated_at",
+    # Beyond the spec's representation: the guardrails the results report evaluates.
+    "guardrails",
 }
 TWO_VARIANTS = ["--variant", "control=0.5", "--variant", "treatment=0.5"]
 

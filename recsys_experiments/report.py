@@ -1,0 +1,71 @@
+"""The experiment report as readable text (for `experiment_report` and `simulate`)."""
+
+from __future__ import annotations
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:+.2%}" if value < 0 or value > 0 else "0.00%"
+
+
+def _rate(value) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+def _p(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def report_lines(results: dict) -> list[str]:
+    lines = [
+        f"experiment {results['experiment']}: last {results['days']} days, "
+        f"control = {results['control']}"
+    ]
+    srm = results["srm"]
+    lines.append(
+        "sample ratio: "
+        + (
+            "not enough data"
+            if srm["p_value"] is None
+            else f"p = {srm['p_value']:.4g}"
+            + (
+                "  ** SAMPLE RATIO MISMATCH: do not trust these results **"
+                if srm["flagged"]
+                else ""
+            )
+        )
+    )
+    lines.append("")
+    lines.append(
+        f"{'variant':16} {'exposed':>8} {'impr.':>8} {'like':>8} {'dislike':>8} {'rating':>7}"
+    )
+    for variant in results["variants"]:
+        outcomes = variant["outcomes"]
+        mean = variant["mean_rating"]
+        lines.append(
+            f"{variant['variant']:16} {variant['exposed_users']:>8} {variant['impressions']:>8} "
+            f"{_rate(outcomes['like']['rate']):>8} {_rate(outcomes['dislike']['rate']):>8} "
+            f"{'—' if mean is None else f'{mean:.2f}':>7}"
+        )
+    lines.append("")
+    lines.append(
+        f"{'variant':16} {'outcome':12} {'control':>8} {'rate':>8} {'abs lift':>9} "
+        f"{'rel lift':>9} {'95% CI':>21} {'p':>7}"
+    )
+    for row in results["comparisons"]:
+        ci = "—" if row["ci_low"] is None else f"[{row['ci_low']:+.2%}, {row['ci_high']:+.2%}]"
+        lines.append(
+            f"{row['variant']:16} {row['outcome_type']:12} {_rate(row['control_rate']):>8} "
+            f"{_rate(row['rate']):>8} {_pct(row['abs_lift']):>9} {_pct(row['rel_lift']):>9} "
+            f"{ci:>21} {_p(row['p_value']):>7}"
+        )
+    if results["guardrails"]:
+        lines.append("")
+        for guardrail in results["guardrails"]:
+            limit = {k: v for k, v in guardrail.items() if k.startswith("max_")}
+            where = f" ({guardrail['variant']})" if guardrail["variant"] else ""
+            value = "—" if guardrail["value"] is None else f"{guardrail['value']:+.4f}"
+            lines.append(
+                f"guardrail {guardrail['metric']}{where}: value {value}, limit {limit}: "
+                + ("ok" if guardrail["passed"] else "FAILED")
+            )
+    return lines

@@ -1,0 +1,296 @@
+"""Simulation: synthetic users with known propensities drive the real deck function and the
+real outcome path; the report is then set beside the truth.
+
+Each simulated user has a baseline probability, per outcome type, of converting at least once
+during the window (per segment when a fixture gives segments). Users in a non-control variant
+get the true effect added. A converting user's outcome lands on one of the impressions their
+own decks served, so the report's per-user conversion rate estimates exactly these
+probabilities and its lift estimates the effect.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from deck.models import MediaItem
+from deck.services import deck_build
+from recsys_experiments.analysis import control_of, experiment_results
+from recsys_experiments.db_roles import END_USER_ROLE, acting_as
+from recsys_experiments.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.guardrails import OUTCOME_TYPES
+from recsys_experiments.models import Experiment, ExperimentStatus
+from recsys_experiments.report import report_lines
+from recsys_experiments.services.assignments import assignment_assign
+from recsys_experiments.services.experiments import experiment_activate, experiment_create
+from telemetry.services import outcomes_record
+
+DEFAULT_PROPENSITIES = {
+    "like": 0.30,
+    "dislike": 0.25,
+    "watchlist": 0.08,
+    "rating": 0.12,
+    "detail_open": 0.40,
+}
+DECK_SIZE = 10
+SIM_CATALOG_SIZE = 120
+
+
+@dataclass
+class Segment:
+    name: str
+    share: float
+    propensities: dict[str, float]
+
+
+@dataclass
+class SimulationSpec:
+    experiment: str
+    users: int
+    days: int = 1
+    effects: dict[str, float] = field(default_factory=dict)
+    seed: int = 1
+    # {variant: share of its users who never get a deck}: a planted exposure imbalance.
+    drop_exposures: dict[str, float] = field(default_factory=dict)
+    segments: list[Segment] = field(
+        default_factory=lambda: [Segment("default", 1.0, dict(DEFAULT_PROPENSITIES))]
+    )
+
+    def as_dict(self) -> dict:
+        return {
+            "experiment": self.experiment,
+            "users": self.users,
+            "days": self.days,
+            "effects": self.effects,
+            "seed": self.seed,
+            "drop_exposures": self.drop_exposures,
+            "segments": [segment.__dict__ for segment in self.segments],
+        }
+
+
+def parse_effects(texts: list[str]) -> dict[str, float]:
+    """["like=+0.05", "dislike=-0.02"] -> {"like": 0.05, "dislike": -0.02}"""
+    effects = {}
+    for text in texts:
+        kind, _, amount = text.partition("=")
+        if kind not in OUTCOME_TYPES:
+            raise InvalidInput({"effect": [f"{text!r}: the type must be one of {OUTCOME_TYPES}"]})
+        try:
+            effects[kind] = float(amount)
+        except ValueError:
+            raise InvalidInput({"effect": [f"{text!r}: expected TYPE=+0.05"]}) from None
+        if not -1 < effects[kind] < 1:
+            raise InvalidInput({"effect": [f"{text!r}: the effect must be between -1 and 1"]})
+    return effects
+
+
+def _experiment(key: str) -> Experiment:
+    experiment = Experiment.objects.filter(key=key).first()
+    if experiment is None:
+        experiment = experiment_create(
+            data={
+                "key": key,
+                "description": "Created by manage.py simulate",
+                "variants": [
+                    {"name": "control", "weight": 0.5, "config": {}},
+                    {"name": "treatment", "weight": 0.5, "config": {}},
+                ],
+            },
+            actor=None,
+            source="command",
+        )
+    if experiment.status == ExperimentStatus.ENDED:
+        raise IllegalTransition(f'experiment "{key}" has ended; simulate a running one')
+    if experiment.status == ExperimentStatus.DRAFT:
+        experiment = experiment_activate(experiment=experiment, actor=None, source="command")
+    # The back-dated history must fall inside the experiment's window.
+    Experiment.objects.filter(
+        pk=experiment.pk, started_at__gt=timezone.now() - timedelta(days=60)
+    ).update(started_at=timezone.now() - timedelta(days=60))
+    experiment.refresh_from_db()
+    return experiment
+
+
+def _ensure_catalog(rng: random.Random) -> None:
+    if MediaItem.objects.count() >= 50:
+        return
+    genres = ["drama", "comedy", "action", "thriller", "scifi", "romance"]
+    MediaItem.objects.bulk_create(
+        MediaItem(
+            title=f"Simulated title {n}",
+            genres=rng.sample(genres, k=2),
+            year=2000 + n % 26,
+            popularity=round(1000 / n, 3),
+            external_id=f"sim-{n:05d}",
+        )
+        for n in range(1, SIM_CATALOG_SIZE + 1)
+    )
+
+
+def _create_users(run_id: str, spec: SimulationSpec, rng: random.Random) -> list[tuple]:
+    """[(user, segment)] for fresh users named sim_<run>_<n>."""
+    user_model = get_user_model()
+    shares = [segment.share for segment in spec.segments]
+    chosen = rng.choices(spec.segments, weights=shares, k=spec.users)
+    users = [user_model(username=f"sim_{run_id}_{n:05d}") for n in range(spec.users)]
+    for user in users:
+        user.set_unusable_password()
+    user_model.objects.bulk_create(users, batch_size=1000)
+    return list(zip(users, chosen, strict=True))
+
+
+def _back_date(table: str, column_pairs: dict, ids_by_day: dict) -> None:
+    with connection.cursor() as cursor:
+        for moment, request_ids in ids_by_day.items():
+            assignments = ", ".join(f"{column} = %s" for column in column_pairs)
+            cursor.execute(
+                f"update {table} set {assignments} where rec_request_id = any(%s::uuid[])",  # noqa: S608
+                [moment] * len(column_pairs) + [request_ids],
+            )
+
+
+def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | None = None):
+    """Drive the deck and outcome paths for `spec.users` new users; return the results with
+    the truth beside them."""
+    if spec.users < 2:
+        raise InvalidInput({"users": ["must be at least 2"]})
+    if not 1 <= spec.days <= 60:
+        raise InvalidInput({"days": ["must be from 1 to 60"]})
+    rng = random.Random(spec.seed)
+    # Fresh users every run (the seed fixes their behaviour, not their names).
+    run_id = uuid.uuid4().hex[:8]
+    with transaction.atomic():
+        experiment = _experiment(spec.experiment)
+        _ensure_catalog(rng)
+        people = _create_users(run_id, spec, rng)
+    control = control_of(experiment)
+    unknown = set(spec.drop_exposures) - set(experiment.variant_names)
+    if unknown:
+        raise InvalidInput({"drop_exposures": [f"no variant {', '.join(sorted(unknown))}"]})
+    now = timezone.now()
+    days = [
+        min(
+            datetime.combine((now - timedelta(days=back)).date(), datetime.min.time(), UTC)
+            + timedelta(hours=12),
+            now - timedelta(minutes=10),
+        )
+        for back in range(spec.days - 1, -1, -1)
+    ]
+    requests_by_day: dict = {moment: [] for moment in days}
+    for done, (user, segment) in enumerate(people, start=1):
+        with transaction.atomic(), acting_as(END_USER_ROLE, user.pk):
+            variant = assignment_assign(experiment_key=experiment.key, user=user)
+            if variant is None or rng.random() < spec.drop_exposures.get(variant, 0.0):
+                continue
+            served = []
+            for moment in days:
+                deck = deck_build(user=user, limit=DECK_SIZE, platform="ios", app_version="3.0")
+                requests_by_day[moment].append(deck["rec_request_id"])
+                served += [(deck["rec_request_id"], item, moment) for item in deck["items"]]
+            if not served:
+                continue
+            events = []
+            for kind in OUTCOME_TYPES:
+                chance = segment.propensities.get(kind, 0.0)
+                if variant != control:
+                    chance += spec.effects.get(kind, 0.0)
+                if rng.random() < min(max(chance, 0.0), 1.0):
+                    request_id, item, moment = rng.choice(served)
+                    event = {
+                        "event_id": f"sim-{run_id}-{user.pk}-{kind}",
+                        "rec_request_id": request_id,
+                        "media_item_id": item["media_item_id"],
+                        "outcome_type": kind,
+                        "occurred_at": (moment + timedelta(minutes=5)).isoformat(),
+                    }
+                    if kind == "rating":
+                        event["value"] = rng.choice((2.5, 3, 3.5, 4, 4.5, 5))
+                    events.append(event)
+            if events:
+                outcomes_record(user=user, outcomes=events)
+        if progress:
+            progress(done, len(people))
+    with transaction.atomic():
+        _back_date("rec_impressions", {"created_at": None}, requests_by_day)
+        _back_date(
+            "rec_outcomes",
+            {"occurred_at": None, "created_at": None},
+            {moment + timedelta(minutes=5): ids for moment, ids in requests_by_day.items()},
+        )
+    results = experiment_results(
+        experiment, days=spec.days, user_ids=[user.pk for user, _ in people]
+    )
+    return {
+        "run_id": run_id,
+        "arguments": spec.as_dict(),
+        "results": results,
+        "truth": compare_with_truth(results, spec.effects),
+    }
+
+
+def compare_with_truth(results: dict, effects: dict[str, float]) -> list[dict]:
+    """Per non-control variant and outcome type: true lift, estimate, CI, covered or not."""
+    rows = []
+    for comparison in results["comparisons"]:
+        true_lift = effects.get(comparison["outcome_type"], 0.0)
+        low, high = comparison["ci_low"], comparison["ci_high"]
+        rows.append(
+            {
+                "variant": comparison["variant"],
+                "outcome_type": comparison["outcome_type"],
+                "true_lift": true_lift,
+                "estimated_lift": comparison["abs_lift"],
+                "ci_low": low,
+                "ci_high": high,
+                "p_value": comparison["p_value"],
+                "covered": None if low is None else low <= true_lift <= high,
+            }
+        )
+    return rows
+
+
+def summary_markdown(run: dict) -> str:
+    results = run["results"]
+    lines = [
+        f"# Simulation {run['run_id']}: {results['experiment']}",
+        "",
+        "```",
+        json.dumps(run["arguments"], indent=2),
+        "```",
+        "",
+        "## Truth versus estimate",
+        "",
+        "| variant | outcome | true lift | estimated lift | 95% CI | p-value | covered |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in run["truth"]:
+        ci = "—" if row["ci_low"] is None else f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
+        estimate = "—" if row["estimated_lift"] is None else f"{row['estimated_lift']:+.4f}"
+        p_value = "—" if row["p_value"] is None else f"{row['p_value']:.4g}"
+        lines.append(
+            f"| {row['variant']} | {row['outcome_type']} | {row['true_lift']:+.4f} | {estimate} "
+            f"| {ci} | {p_value} | {row['covered']} |"
+        )
+    lines += ["", "## Report", "", "```", *report_lines(results), "```", ""]
+    return "\n".join(lines)
+
+
+def write_bundle(run: dict, directory: Path) -> Path:
+    """<directory>/<run_id>/: summary.md, results.json, arguments.json."""
+    target = directory / run["run_id"]
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "summary.md").write_text(summary_markdown(run))
+    (target / "results.json").write_text(
+        json.dumps({"results": run["results"], "truth": run["truth"]}, indent=2)
+    )
+    (target / "arguments.json").write_text(json.dumps(run["arguments"], indent=2))
+    return target

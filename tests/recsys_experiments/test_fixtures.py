@@ -1,0 +1,95 @@
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from deck.models import CfReco, MediaItem, UserGenrePreference, UserSegment
+from telemetry.models import Impression
+
+SAMPLE = Path(__file__).parents[2] / "docs" / "fixtures" / "media_catalog.yaml"
+
+
+def load(path, *args):
+    out = io.StringIO()
+    call_command("load_fixture", str(path), *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_sample_fixture_loads_with_counts_per_segment(db):
+    output = load(SAMPLE)
+
+    assert "12 items, 4 users, 6 CF scores" in output
+    assert "segment binge_watchers: 2 users" in output and "segment casual: 2 users" in output
+    ana = get_user_model().objects.get(username="fixture_ana")
+    segment = UserSegment.objects.get(user=ana)
+    assert (segment.segment, segment.traits) == (
+        "binge_watchers",
+        {"country": "PT", "plan": "premium"},
+    )
+    assert UserGenrePreference.objects.filter(user=ana).count() == 2
+    assert MediaItem.objects.get(external_id="media_catalog:m-002").genres == ["thriller", "scifi"]
+
+
+def test_loading_twice_is_an_idempotent_upsert(db, tmp_path):
+    load(SAMPLE)
+    data = yaml.safe_load(SAMPLE.read_text())
+    data["catalog"][0]["title"] = "Renamed"
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(data))
+
+    load(changed, "--json")
+
+    assert MediaItem.objects.filter(external_id__startswith="media_catalog:").count() == 12
+    assert MediaItem.objects.get(external_id="media_catalog:m-001").title == "Renamed"
+    assert CfReco.objects.count() == 6 and get_user_model().objects.count() == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["users"][3].pop("segment"), "users[3].segment: required"),
+        (lambda d: d["users"][1].update(segment="lurkers"), "users[1].segment"),
+        (lambda d: d["catalog"][2].update(genres=[]), "catalog[2].genres"),
+        (lambda d: d["cf_recos"][0].update(item="m-999"), "cf_recos[0].item"),
+        (
+            lambda d: d["segments"][0]["propensities"].update(like=1.5),
+            "segments[0].propensities.like",
+        ),
+        (lambda d: d.update(name="Bad Name"), "name"),
+    ],
+)
+def test_a_bad_fixture_names_the_path_and_loads_nothing(db, tmp_path, change, message):
+    data = yaml.safe_load(SAMPLE.read_text())
+    change(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+
+    with pytest.raises(CommandError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load(path)
+
+    assert not MediaItem.objects.exists() and not get_user_model().objects.exists()
+
+
+def test_reset_deletes_the_fixtures_events_users_and_items_first(db, app_client):
+    load(SAMPLE)
+    ana = get_user_model().objects.get(username="fixture_ana")
+    from deck.services import deck_build
+
+    deck_build(user=ana, limit=3, platform=None, app_version=None)
+    assert Impression.objects.filter(user=ana).exists()
+
+    output = load(SAMPLE, "--reset")
+
+    assert "removed 0 outcomes, 3 impressions, 4 users, 12 items" in output
+    assert not Impression.objects.filter(user_id=ana.pk).exists()
+    assert get_user_model().objects.filter(username="fixture_ana").exists()  # loaded again
+
+
+def test_an_unreadable_file_is_one_line(db, tmp_path):
+    with pytest.raises(CommandError, match="cannot read"):
+        load(tmp_path / "missing.yaml")
