@@ -3,7 +3,6 @@
 import uuid
 
 import pytest
-from django.db import connection
 
 from recsys_experiments.models import (
     Assignment,
@@ -14,26 +13,9 @@ from recsys_experiments.models import (
 )
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
 from tests.factories.users import UserFactory
+from tests.helpers import assign, other_variant, stored
 
 BASE = "/api/v1/admin/assignments"
-
-
-def assign(key, user):
-    with connection.cursor() as cursor:
-        cursor.execute("select rec_assign_variant(%s, %s)", [key, user.pk])
-        return cursor.fetchone()[0]
-
-
-def stored(experiment, user):
-    return (
-        Assignment.objects.filter(experiment=experiment, user=user)
-        .values_list("variant", "assignment_mode")
-        .first()
-    )
-
-
-def other_variant(variant):
-    return "control" if variant == "treatment" else "treatment"
 
 
 @pytest.fixture

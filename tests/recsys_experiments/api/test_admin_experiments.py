@@ -1,7 +1,6 @@
 """The admin experiment API: /api/v1/admin/experiments[...]."""
 
 import pytest
-from django.db import connection
 
 from recsys_experiments.models import (
     Assignment,
@@ -13,25 +12,9 @@ from recsys_experiments.models import (
 )
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
 from tests.factories.users import UserFactory
+from tests.helpers import REPRESENTATION_FIELDS, assign
 
 BASE = "/api/v1/admin/experiments"
-REPRESENTATION_FIELDS = {
-    "key",
-    "description",
-    "status",
-    "variants",
-    "salt",
-    "traffic",
-    "namespace",
-    "targeting",
-    "started_at",
-    "ended_at",
-    "created_at",
-    "updated_at",
-    # Beyond the spec's representation: the guardrails the results report evaluates.
-    "guardrails",
-}
-
 # Every admin experiment endpoint, with a body a permitted caller could send.
 ENDPOINTS = [
     ("get", BASE, None),
@@ -64,12 +47,6 @@ def body(**overrides):
 
 def call(client, method, url, data=None):
     return getattr(client, method)(url, data, format="json")
-
-
-def assign(key, user):
-    with connection.cursor() as cursor:
-        cursor.execute("select rec_assign_variant(%s, %s)", [key, user.pk])
-        return cursor.fetchone()[0]
 
 
 def audit_actions(key):

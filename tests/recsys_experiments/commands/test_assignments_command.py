@@ -1,13 +1,9 @@
 """`manage.py assignments ...`: show, set (manual override), reset (back to auto)."""
 
-import io
 import json
 import uuid
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
-from django.db import connection
 
 from recsys_experiments.models import (
     Assignment,
@@ -18,40 +14,7 @@ from recsys_experiments.models import (
 )
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
 from tests.factories.users import UserFactory
-
-
-def run(*args) -> str:
-    stdout = io.StringIO()
-    call_command("assignments", *args, stdout=stdout)
-    return stdout.getvalue()
-
-
-def fails(*args) -> str:
-    """Runs the command expecting a CommandError; returns its message."""
-    with pytest.raises(CommandError) as error:
-        run(*args)
-    message = str(error.value)
-    assert message
-    assert "\n" not in message
-    return message
-
-
-def assign(key, user):
-    with connection.cursor() as cursor:
-        cursor.execute("select rec_assign_variant(%s, %s)", [key, user.pk])
-        return cursor.fetchone()[0]
-
-
-def stored(experiment, user):
-    return (
-        Assignment.objects.filter(experiment=experiment, user=user)
-        .values_list("variant", "assignment_mode")
-        .first()
-    )
-
-
-def other_variant(variant):
-    return "control" if variant == "treatment" else "treatment"
+from tests.helpers import assign, command_fails, command_output, other_variant, stored
 
 
 @pytest.fixture
@@ -229,3 +192,11 @@ def test_reset_json_reports_whether_a_row_was_deleted(subject, experiment):
 
 def test_reset_in_an_unknown_experiment_is_a_command_error(subject):
     assert fails("reset", "nope", "alice", "--yes") == 'no experiment with key "nope"'
+
+
+def run(*args) -> str:
+    return command_output("assignments", *args)
+
+
+def fails(*args) -> str:
+    return command_fails("assignments", *args)

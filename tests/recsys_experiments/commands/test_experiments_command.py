@@ -10,7 +10,6 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 
 from recsys_experiments.models import (
@@ -23,47 +22,10 @@ from recsys_experiments.models import (
 )
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
 from tests.factories.users import UserFactory
+from tests.helpers import REPRESENTATION_FIELDS, assign, command_fails, command_output
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-REPRESENTATION_FIELDS = {
-    "key",
-    "description",
-    "status",
-    "variants",
-    "salt",
-    "traffic",
-    "namespace",
-    "targeting",
-    "started_at",
-    "ended_at",
-    "created_at",
-    "updated_at",
-    # Beyond the spec's representation: the guardrails the results report evaluates.
-    "guardrails",
-}
 TWO_VARIANTS = ["--variant", "control=0.5", "--variant", "treatment=0.5"]
-
-
-def run(*args) -> str:
-    stdout = io.StringIO()
-    call_command("experiments", *args, stdout=stdout)
-    return stdout.getvalue()
-
-
-def fails(*args) -> str:
-    """Runs the command expecting a CommandError; returns its message."""
-    with pytest.raises(CommandError) as error:
-        run(*args)
-    message = str(error.value)
-    assert message
-    assert "\n" not in message
-    return message
-
-
-def assign(key, user):
-    with connection.cursor() as cursor:
-        cursor.execute("select rec_assign_variant(%s, %s)", [key, user.pk])
-        return cursor.fetchone()[0]
 
 
 # --- list and show ---------------------------------------------------------------------------
@@ -461,3 +423,11 @@ def test_process_exits_0_and_prints_json_for_a_committed_experiment():
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["key"], data["salt"]) == ("ranking_v2", "committed-salt")
+
+
+def run(*args) -> str:
+    return command_output("experiments", *args)
+
+
+def fails(*args) -> str:
+    return command_fails("experiments", *args)

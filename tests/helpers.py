@@ -1,0 +1,63 @@
+"""Small helpers shared by the test modules."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from recsys_experiments.models import Assignment
+
+# The experiment representation (SPEC.md), plus the guardrails the results report evaluates.
+REPRESENTATION_FIELDS = {
+    "key",
+    "description",
+    "status",
+    "variants",
+    "salt",
+    "traffic",
+    "namespace",
+    "targeting",
+    "started_at",
+    "ended_at",
+    "created_at",
+    "updated_at",
+    "guardrails",
+}
+
+
+def assign(key, user):
+    """rec_assign_variant for a user (the sticky, hashed or stored variant)."""
+    with connection.cursor() as cursor:
+        cursor.execute("select rec_assign_variant(%s, %s)", [key, user.pk])
+        return cursor.fetchone()[0]
+
+
+def stored(experiment, user):
+    """(variant, assignment_mode) of the user's stored assignment, or None."""
+    return (
+        Assignment.objects.filter(experiment=experiment, user=user)
+        .values_list("variant", "assignment_mode")
+        .first()
+    )
+
+
+def other_variant(variant):
+    return "control" if variant == "treatment" else "treatment"
+
+
+def command_output(command: str, *args) -> str:
+    stdout = io.StringIO()
+    call_command(command, *args, stdout=stdout)
+    return stdout.getvalue()
+
+
+def command_fails(command: str, *args) -> str:
+    """Runs the command expecting a CommandError; returns its one-line message."""
+    with pytest.raises(CommandError) as error:
+        command_output(command, *args)
+    message = str(error.value)
+    assert message
+    assert "\n" not in message
+    return message
