@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def _pct(value) -> str:
-    return "—" if value is None else f"{value:+.2%}" if value < 0 or value > 0 else "0.00%"
+    return "—" if value is None else f"{value:+.2%}"
 
 
 def _rate(value) -> str:

@@ -3,8 +3,8 @@ from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
-from recsys_experiments.api.admin_experiments import days_param
 from recsys_experiments.api.base import ServiceApi
+from recsys_experiments.api.errors import days_param
 
 from .selectors import telemetry_health
 

@@ -230,9 +230,7 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="enrolled users", ordering="enrolled")
     def enrolled_users(self, obj):
-        return (
-            getattr(obj, "enrolled", None) if hasattr(obj, "enrolled") else obj.assignments.count()
-        )
+        return obj.enrolled  # annotated by get_queryset
 
     # --- saving goes through the services ------------------------------------------------
 
@@ -458,9 +456,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 experiment,
                 title=f"Results: {experiment.key}",
                 counts=experiment_assignment_counts(experiment),
-                results=experiment_results(experiment, days=int(request.GET.get("days", 7)))
-                if str(request.GET.get("days", 7)).isdigit()
-                else experiment_results(experiment, days=7),
+                results=experiment_results(experiment, days=7),
                 charts=charts,
                 chart_data=chart_data,
                 audit=AuditEntry.objects.filter(experiment=experiment).select_related(

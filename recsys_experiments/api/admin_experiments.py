@@ -5,7 +5,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from recsys_experiments.analysis import experiment_results
-from recsys_experiments.errors import InvalidInput
 from recsys_experiments.models import ExperimentStatus
 from recsys_experiments.selectors import (
     experiment_get,
@@ -22,7 +21,7 @@ from recsys_experiments.services.experiments import (
 )
 
 from .base import ServiceApi
-from .errors import json_object_body
+from .errors import days_param, json_object_body
 from .permissions import IsStaffWithModelPermission
 from .serializers import (
     ExperimentInputSerializer,
@@ -170,13 +169,6 @@ class ExperimentRotateSaltApi(AdminExperimentApi):
                 "auto_assignments_deleted": deleted,
             }
         )
-
-
-def days_param(request, default: int = 7) -> int:
-    days = request.query_params.get("days", str(default))
-    if not days.isdigit() or not 1 <= int(days) <= 366:
-        raise InvalidInput({"days": ["must be a whole number from 1 to 366"]})
-    return int(days)
 
 
 class ExperimentMetricsApi(AdminExperimentApi):

@@ -26,3 +26,10 @@ def json_object_body(request) -> dict:
     if not isinstance(request.data, dict):
         raise InvalidInput({"body": ["must be a JSON object"]})
     return request.data
+
+
+def days_param(request, default: int = 7) -> int:
+    days = request.query_params.get("days", str(default))
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        raise InvalidInput({"days": ["must be a whole number from 1 to 366"]})
+    return int(days)
