@@ -195,7 +195,7 @@ def test_distribution_over_10000_users_follows_uneven_weights(db):
 
 def test_half_traffic_enrols_about_half_and_raising_it_moves_nobody(db):
     experiment = ActiveExperimentFactory(traffic=0.5)
-    users = create_users(4_000)
+    users = create_users(10_000)  # the ±2-point bound is then 4 standard deviations
 
     at_half = assign_all(experiment.key, users)
     enrolled = {u: v for u, v in at_half.items() if v is not None}
