@@ -61,3 +61,9 @@ def command_fails(command: str, *args) -> str:
     assert message
     assert "\n" not in message
     return message
+
+
+def api_error_fields(response) -> dict:
+    """{field: [reasons]} of an API error response, whatever envelope carries it."""
+    body = response.json()
+    return body.get("errors", body) if isinstance(body, dict) else {}
