@@ -38,6 +38,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "recsys_experiments.api.middleware.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -95,6 +96,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# The largest API request body (a full outcome batch is about 150 kB); larger ones get a 413.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1_000_000)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
@@ -105,7 +109,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "recsys_experiments.api.errors.domain_exception_handler",
+    "EXCEPTION_HANDLER": "recsys_experiments.api.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["recsys_experiments.api.parsers.StrictJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -119,6 +125,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recsys_experiments.api.schema.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ExperimentStatusEnum": ["draft", "active", "ended"],
         "AssignmentModeEnum": ["auto", "manual"],

@@ -12,16 +12,19 @@ class DomainError(Exception):
         self.message = message
 
 
+def describe_field_errors(errors: dict[str, list[str]]) -> str:
+    """{field: [reasons]} as one line: `key: too short; traffic: must be 0-1`."""
+    return "; ".join(
+        f"{field}: {reason}" for field, reasons in errors.items() for reason in reasons
+    )
+
+
 class InvalidInput(DomainError):
     """Bad input. `errors` maps a field path (`variants[1].weight`) to its reasons."""
 
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
-        super().__init__(
-            "; ".join(
-                f"{field}: {reason}" for field, reasons in errors.items() for reason in reasons
-            )
-        )
+        super().__init__(describe_field_errors(errors))
 
 
 class NotFound(DomainError):

@@ -1,6 +1,7 @@
 from recsys_experiments.services.assignments import assignment_override
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
 from tests.factories.users import UserFactory
+from tests.helpers import api_error_fields
 
 
 def test_token_for_username_or_email_and_password(api_client, db):
@@ -29,8 +30,8 @@ def test_wrong_password_or_missing_field_is_400(api_client, db):
     )
     missing = api_client.post("/api/v1/auth/token", {"username": "mobile"}, format="json")
 
-    assert wrong.status_code == 400 and "password" in wrong.json()
-    assert missing.status_code == 400 and "password" in missing.json()
+    assert wrong.status_code == 400 and "password" in api_error_fields(wrong)
+    assert missing.status_code == 400 and "password" in api_error_fields(missing)
 
 
 def test_me_experiments_lists_only_my_running_assignments(api_client, db):

@@ -14,6 +14,7 @@ from recsys_experiments.analysis import experiment_results
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.experiments import ActiveExperimentFactory
 from tests.factories.users import UserFactory
+from tests.helpers import api_error_fields
 
 
 def serve(user, item, experiments, request=None):
@@ -107,7 +108,9 @@ def test_metrics_endpoint(experiment, api_client, staff_user, user):
     assert set(body) >= {"experiment", "days", "control", "srm", "variants", "comparisons"}
     assert body["srm"]["flagged"] is False
     assert api_client.get("/api/v1/admin/experiments/nope/metrics").status_code == 404
-    assert "days" in api_client.get("/api/v1/admin/experiments/blend/metrics?days=0").json()
+    assert "days" in api_error_fields(
+        api_client.get("/api/v1/admin/experiments/blend/metrics?days=0")
+    )
 
 
 def test_experiment_report_prints_a_table_and_fails_on_a_guardrail(experiment):
@@ -168,4 +171,4 @@ def test_bad_guardrails_are_rejected_naming_the_path(db, api_client, staff_user,
 
     response = api_client.post("/api/v1/admin/experiments", body, format="json")
 
-    assert response.status_code == 400 and path in response.json()
+    assert response.status_code == 400 and path in api_error_fields(response)

@@ -5,6 +5,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from tests.helpers import api_error_fields
 from tests.telemetry.test_daily_views import dataset  # noqa: F401 - shared fixture
 
 
@@ -49,4 +50,4 @@ def test_the_endpoint_gives_the_same_figures_to_staff_only(
     with pytest.raises(CommandError):
         call_command("telemetry_health", "--days", "2", "--json", stdout=out)
     assert body == json.loads(out.getvalue())
-    assert bad.status_code == 400 and "days" in bad.json()
+    assert bad.status_code == 400 and "days" in api_error_fields(bad)
