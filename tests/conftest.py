@@ -44,3 +44,10 @@ def app_client(app_user) -> APIClient:
     token, _ = Token.objects.get_or_create(user=app_user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+@pytest.fixture
+def admin_api_client(api_client, staff_user) -> APIClient:
+    """The admin API as a superuser."""
+    api_client.force_authenticate(staff_user)
+    return api_client

@@ -29,7 +29,7 @@ def first_body_problem(data, max_depth: int = MAX_DEPTH) -> tuple[str, str] | No
     while stack:
         value, path, depth = stack.pop()
         if depth > max_depth:
-            return path, f"nested more than {max_depth} levels deep"
+            return "body", f"nested more than {max_depth} levels deep"
         if isinstance(value, str):
             try:
                 value.encode()

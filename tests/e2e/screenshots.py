@@ -10,16 +10,10 @@ PNG per entry of PAGES as docs/screenshots/<name>.png. The server is always stop
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from config.localdb import LOCAL_DIR, PROJECT_ROOT
@@ -30,6 +24,7 @@ from tests.e2e.chromium import (
     start_chromium,
     wait_for_page_load,
 )
+from tests.servers import ServerError, gunicorn
 
 # docs/screenshots/<name>.png -> the page, relative to the server root. Add pages here.
 EXPERIMENT = "/admin/recsys_experiments/experiment/"
@@ -45,80 +40,10 @@ PAGES = {
 OUTPUT_DIR = PROJECT_ROOT / "docs" / "screenshots"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_FILE = LOCAL_DIR / "admin_password"
-SERVER_START_TIMEOUT = 60
 
 
 class ScreenshotError(Exception):
     """Printed as the command's one-line failure message."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def health_status(port: int) -> int | None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/api/health")
-        return connection.getresponse().status
-    except OSError:
-        return None
-    finally:
-        connection.close()
-
-
-def log_tail(log: Path, lines: int = 20) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-
-@contextmanager
-def gunicorn(log: Path) -> Iterator[str]:
-    """The project served on 127.0.0.1 until the block ends; yields its base URL."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "gunicorn", "config.wsgi",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", "2",
-        "--access-logfile", "-",
-    ]  # fmt: skip
-    with log.open("w") as output:
-        # Its own process group, so that stopping it stops the workers too.
-        server = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while health_status(port) != 200:
-            if server.poll() is not None:
-                raise ScreenshotError(
-                    f"gunicorn exited with code {server.returncode}; its log:\n{log_tail(log)}"
-                )
-            if time.monotonic() > deadline:
-                raise ScreenshotError(
-                    f"http://127.0.0.1:{port}/api/health did not answer 200 within "
-                    f"{SERVER_START_TIMEOUT} s; gunicorn's log:\n{log_tail(log)}"
-                )
-            time.sleep(0.25)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(server)
-
-
-def stop(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def admin_password() -> str:
@@ -170,7 +95,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         take_screenshots()
-    except ScreenshotError as error:
+    except (ScreenshotError, ServerError) as error:
         print(f"screenshots: {error}", file=sys.stderr)
         return 1
     return 0
