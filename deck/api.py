@@ -3,6 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
+from recsys_experiments.api.fields import StrictChoiceField, StrictIntegerField, StrictRegexField
 from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
 
 from .services import deck_build
@@ -31,9 +32,9 @@ class DeckApi(EndUserApi):
     with the caller's experiment variants."""
 
     class DeckInputSerializer(serializers.Serializer):
-        limit = serializers.IntegerField(min_value=1, max_value=50, default=20)
-        platform = serializers.ChoiceField(choices=PLATFORMS, required=False, allow_null=True)
-        app_version = serializers.RegexField(
+        limit = StrictIntegerField(min_value=1, max_value=50, default=20)
+        platform = StrictChoiceField(choices=PLATFORMS, required=False, allow_null=True)
+        app_version = StrictRegexField(
             APP_VERSION_PATTERN,
             required=False,
             allow_null=True,

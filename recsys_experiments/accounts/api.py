@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recsys_experiments.api.fields import StrictCharField
 from recsys_experiments.errors import InvalidInput
 
 
@@ -16,8 +17,8 @@ class TokenApi(APIView):
     permission_classes = (AllowAny,)
 
     class TokenInputSerializer(serializers.Serializer):
-        username = serializers.CharField(help_text="username or email")
-        password = serializers.CharField(style={"input_type": "password"})
+        username = StrictCharField(help_text="username or email")
+        password = StrictCharField(style={"input_type": "password"})
 
     @extend_schema(
         tags=["auth"],

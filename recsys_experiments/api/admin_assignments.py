@@ -8,6 +8,7 @@ from recsys_experiments.selectors import experiment_get, user_assignments, user_
 from recsys_experiments.services.assignments import assignment_override, assignment_reset
 
 from .base import ServiceApi
+from .fields import StrictCharField
 from .permissions import IsStaffWithModelPermission
 from .serializers import AssignmentSerializer, UserAssignmentsSerializer
 
@@ -22,9 +23,9 @@ class AdminAssignmentApi(ServiceApi):
 
 class AssignmentListCreateApi(AdminAssignmentApi):
     class OverrideInputSerializer(serializers.Serializer):
-        experiment_key = serializers.CharField()
-        user = serializers.CharField(help_text="uuid, username or email")
-        variant = serializers.CharField()
+        experiment_key = StrictCharField()
+        user = StrictCharField(help_text="uuid, username or email")
+        variant = StrictCharField()
 
     @extend_schema(
         tags=TAGS,

@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from recsys_experiments.analysis import experiment_results
+from recsys_experiments.errors import InvalidInput
 from recsys_experiments.models import ExperimentStatus
 from recsys_experiments.selectors import (
     experiment_get,
@@ -22,6 +23,7 @@ from recsys_experiments.services.experiments import (
 
 from .base import ServiceApi
 from .errors import days_param, json_object_body
+from .fields import StrictBooleanField, StrictCharField
 from .permissions import IsStaffWithModelPermission
 from .serializers import (
     ExperimentInputSerializer,
@@ -49,9 +51,7 @@ class ExperimentListCreateApi(AdminExperimentApi):
     def get(self, request):
         status_filter = request.query_params.get("status")
         if status_filter and status_filter not in ExperimentStatus.values:
-            return Response(
-                {"status": [f"must be one of {', '.join(ExperimentStatus.values)}"]}, status=400
-            )
+            raise InvalidInput({"status": [f"must be one of {', '.join(ExperimentStatus.values)}"]})
         return Response(
             [
                 {
@@ -123,16 +123,17 @@ class ExperimentDuplicateApi(AdminExperimentApi):
     change_permission = "recsys_experiments.add_experiment"
 
     class DuplicateInputSerializer(serializers.Serializer):
-        key = serializers.CharField(required=False, help_text="default: <key>_copy")
+        key = StrictCharField(required=False, help_text="default: <key>_copy")
 
     @extend_schema(
         tags=TAGS, request=DuplicateInputSerializer, responses={201: ExperimentOutputSerializer}
     )
     def post(self, request, key):
-        body = request.data if isinstance(request.data, dict) else {}
+        serializer = self.DuplicateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         copy = experiment_duplicate(
             experiment=experiment_get(key),
-            new_key=body.get("key"),
+            new_key=serializer.validated_data.get("key"),
             actor=request.user,
             source=SOURCE,
         )
@@ -141,7 +142,7 @@ class ExperimentDuplicateApi(AdminExperimentApi):
 
 class ExperimentRotateSaltApi(AdminExperimentApi):
     class RotateSaltInputSerializer(serializers.Serializer):
-        confirm = serializers.BooleanField(
+        confirm = StrictBooleanField(
             help_text="must be true: every automatic assignment is re-randomised"
         )
 
@@ -157,9 +158,11 @@ class ExperimentRotateSaltApi(AdminExperimentApi):
         ),
     )
     def post(self, request, key):
+        serializer = self.RotateSaltInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         experiment, deleted = experiment_rotate_salt(
             experiment=experiment_get(key),
-            confirm=json_object_body(request).get("confirm"),
+            confirm=serializer.validated_data["confirm"],
             actor=request.user,
             source=SOURCE,
         )
