@@ -3,6 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
+from recsys_experiments.api.throttling import DeckThrottle
 from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
 
 from .services import deck_build
@@ -29,6 +30,8 @@ class DeckOutputSerializer(serializers.Serializer):
 class DeckApi(EndUserApi):
     """A swipe deck for the caller; every served item is recorded as an impression tagged
     with the caller's experiment variants."""
+
+    throttle_classes = (DeckThrottle,)
 
     class DeckInputSerializer(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=50, default=20)
