@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from axes.models import AccessAttempt
 from django.core.management import call_command
+from django.test import Client
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories.users import UserFactory
@@ -107,3 +109,17 @@ def test_a_locked_out_api_login_is_429_with_retry_after(client, admin_user):
     assert response.status_code == 429
     assert response["Retry-After"] == str(15 * 60)
     assert "token" not in response.json()
+
+
+def test_admins_see_lockouts_and_tokens_in_the_admin(client, admin_user):
+    fail_admin_logins(client, 3)
+    AuthToken.objects.create(admin_user)
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    attempts = staff.get("/admin/axes/accessattempt/")
+    tokens = staff.get("/admin/knox/authtoken/")
+
+    assert attempts.status_code == tokens.status_code == 200
+    assert b"boss" in attempts.content
+    assert b"boss" in tokens.content
