@@ -173,6 +173,8 @@ REST_KNOX = {
 }
 # Logging in again beyond this many live tokens revokes the user's oldest ones.
 TOKEN_LIMIT_PER_USER = env.int("TOKEN_LIMIT_PER_USER", default=10)
+if TOKEN_LIMIT_PER_USER < 1:
+    raise ImproperlyConfigured("TOKEN_LIMIT_PER_USER: at least 1 (a login must keep its token)")
 
 
 def _rate(name: str, default: str) -> str | None:

@@ -75,3 +75,12 @@ def test_api_docs_staff_only_accepts_a_staff_token(api_client, staff_user, setti
     response = api_client.get("/api/schema/", HTTP_AUTHORIZATION=f"Token {key}")
 
     assert response.status_code == 200
+
+
+def test_the_admin_offers_knox_tokens_not_drfs_plain_text_ones(client, staff_user):
+    client.force_login(staff_user)
+
+    index = client.get("/admin/").content
+
+    assert b"/admin/knox/authtoken/" in index
+    assert b"/admin/authtoken/" not in index
