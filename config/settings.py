@@ -202,7 +202,11 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # from one address lock that pair out for AXES_COOLOFF_MINUTES. Keyed on the pair so that
 # nobody can lock a real admin out by failing from elsewhere.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+_cooloff_minutes = env.int("AXES_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes)
+if AXES_FAILURE_LIMIT < 1 or _cooloff_minutes < 1:
+    # axes reads a zero cool-off as "locked until an admin resets it".
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT and AXES_COOLOFF_MINUTES: at least 1")
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "recsys_experiments.api.throttling.request_client_address"

@@ -125,3 +125,14 @@ def test_a_malformed_rate_stops_start_up_naming_the_variable(rate):
 
     assert result.returncode != 0
     assert "THROTTLE_DECK" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("AXES_COOLOFF_MINUTES", "0"), ("AXES_FAILURE_LIMIT", "0"), ("TOKEN_LIMIT_PER_USER", "0")],
+)
+def test_a_limit_that_would_lock_everyone_out_stops_start_up(variable, value):
+    result = run(["manage.py", "check"], **PRODUCTION, **{variable: value})
+
+    assert result.returncode != 0
+    assert variable in result.stderr

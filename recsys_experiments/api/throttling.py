@@ -61,6 +61,8 @@ class LoginUsernameThrottle(SettingsRateThrottle):
     def identity(self, request, view):
         data = request.data
         login = data.get("username") if hasattr(data, "get") else None
+        if isinstance(login, int | float) and not isinstance(login, bool):
+            login = str(login)  # the serializer accepts numbers as text: count them alike
         if not isinstance(login, str) or not login.strip():
             return None  # nothing to guess a password for: the serializer answers 400
         return normalised_login(login)

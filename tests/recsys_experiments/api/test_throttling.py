@@ -57,6 +57,15 @@ def test_login_attempts_per_username_from_any_address(rates, db):
     assert log_in("someone_else", address="198.51.100.1").status_code == 400
 
 
+def test_a_numeric_username_is_counted_as_its_text(rates, db):
+    rates(login_username="2/min")
+    UserFactory(username="1234")
+
+    statuses = [log_in(1234).status_code, log_in("1234").status_code, log_in(1234).status_code]
+
+    assert statuses == [400, 400, 429]
+
+
 def test_login_attempts_per_address_whatever_the_username(rates, db):
     rates(login_address="3/min")
     user = UserFactory(username="mobile")
