@@ -34,7 +34,7 @@ run: install
 	$(DEV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(DEV) $(BIN)/python manage.py seed_demo
 	$(DEV) $(BIN)/python manage.py dev_logins --port $(PORT)
-	$(DEV) $(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile -
+	$(DEV) $(BIN)/gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:$(PORT) --workers 2
 
 # PNGs of the admin pages listed in tests/e2e/screenshots.py, in docs/screenshots/.
 screenshots: install browser

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from deck.api import DeckApi
-from recsys_experiments.accounts.api import TokenApi
+from recsys_experiments.accounts.api import LogoutAllApi, LogoutApi, TokenApi
 from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.me import MyExperimentsApi
 from telemetry.admin_api import TelemetryHealthApi
@@ -11,6 +11,8 @@ from telemetry.api import OutcomesApi
 
 urlpatterns = [
     path("auth/token", TokenApi.as_view(), name="auth-token"),
+    path("auth/logout", LogoutApi.as_view(), name="auth-logout"),
+    path("auth/logout-all", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("deck", DeckApi.as_view(), name="deck"),
     path("outcomes", OutcomesApi.as_view(), name="outcomes"),
     path("me/experiments", MyExperimentsApi.as_view(), name="me-experiments"),

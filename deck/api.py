@@ -4,6 +4,7 @@ from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
 from recsys_experiments.api.fields import StrictChoiceField, StrictIntegerField, StrictRegexField
+from recsys_experiments.api.throttling import DeckThrottle
 from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
 
 from .services import deck_build
@@ -30,6 +31,8 @@ class DeckOutputSerializer(serializers.Serializer):
 class DeckApi(EndUserApi):
     """A swipe deck for the caller; every served item is recorded as an impression tagged
     with the caller's experiment variants."""
+
+    throttle_classes = (DeckThrottle,)
 
     class DeckInputSerializer(serializers.Serializer):
         limit = StrictIntegerField(min_value=1, max_value=50, default=20)

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
+from recsys_experiments.api.throttling import OutcomesThrottle
 from recsys_experiments.errors import InvalidInput
 
 from .models import OutcomeType
@@ -21,6 +22,8 @@ class OutcomeItemSerializer(serializers.Serializer):
 class OutcomesApi(EndUserApi):
     """Report what the user did with served items. Each outcome is judged on its own: the
     accepted ones are stored even when others in the batch are rejected."""
+
+    throttle_classes = (OutcomesThrottle,)
 
     @extend_schema(
         tags=["deck"],

@@ -1,9 +1,57 @@
 import pytest
-from rest_framework.authtoken.models import Token
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.users import UserFactory
+
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
+
+
+def _uses_database(item) -> bool:
+    return item.get_closest_marker("django_db") is not None or bool(
+        DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    )
+
+
+def pytest_collection_modifyitems(items):
+    """Requests count rate limits and failed logins on a connection of their own
+    (settings.AUTOCOMMIT_DATABASE, a mirror of the test database): every database test may
+    use it."""
+    for item in items:
+        if not _uses_database(item):
+            continue
+        marker = item.get_closest_marker("django_db")
+        kwargs = dict(marker.kwargs) if marker else {}
+        if kwargs.get("databases") in (None, ["default"], ("default",), {"default"}):
+            kwargs["databases"] = ["default", settings.AUTOCOMMIT_DATABASE]
+            args = marker.args if marker else ()
+            item.add_marker(pytest.mark.django_db(*args, **kwargs), append=False)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    yield
+    # The autocommit connection is a second session on the test database, which could not be
+    # dropped while it is open.
+    connections.close_all()
+
+
+@pytest.fixture(autouse=True)
+def fresh_security_counters(request, settings):
+    """Rate-limit counters and failed logins are committed at once on their own connection,
+    so they outlive a test's transaction: each test starts with none, and with rate limits
+    too high to matter (tests/recsys_experiments/api/test_throttling.py sets low ones)."""
+    settings.API_THROTTLE_RATES = dict.fromkeys(settings.API_THROTTLE_RATES, "100000/min")
+    if _uses_database(request.node):
+        request.getfixturevalue("_django_db_helper")
+        cache.clear()
+        for model in (AccessAttempt, AccessLog, AccessFailureLog):
+            model.objects.all().delete()
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +89,8 @@ def app_user(db):
 def app_client(app_user) -> APIClient:
     """A mobile client authenticated the way the app is: with its token."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=app_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = AuthToken.objects.create(user=app_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

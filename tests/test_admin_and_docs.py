@@ -1,5 +1,7 @@
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from knox.models import AuthToken
 
 
 def test_admin_login_page_renders(client, db):
@@ -43,3 +45,42 @@ def test_admin_pages_run_as_the_service_role_and_see_users(client, staff_user, u
     assert any("recsys_service" in query["sql"] for query in queries.captured_queries)
     assert user.username.encode() in response.content
     assert b"Recsys Experiments" in response.content
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/schema/"])
+def test_api_docs_staff_only_turns_visitors_and_end_users_away(client, user, settings, path):
+    settings.API_DOCS_STAFF_ONLY = True
+    anonymous = client.get(path)
+    client.force_login(user)
+    end_user = client.get(path)
+
+    assert anonymous.status_code == 401
+    assert end_user.status_code == 403
+    assert b"swagger" not in anonymous.content + end_user.content
+    assert b"/api/v1/deck" not in anonymous.content + end_user.content
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/schema/"])
+def test_api_docs_staff_only_still_serves_staff(client, staff_user, settings, path):
+    settings.API_DOCS_STAFF_ONLY = True
+    client.force_login(staff_user)
+
+    assert client.get(path).status_code == 200
+
+
+def test_api_docs_staff_only_accepts_a_staff_token(api_client, staff_user, settings):
+    settings.API_DOCS_STAFF_ONLY = True
+    _, key = AuthToken.objects.create(staff_user)
+
+    response = api_client.get("/api/schema/", HTTP_AUTHORIZATION=f"Token {key}")
+
+    assert response.status_code == 200
+
+
+def test_the_admin_offers_knox_tokens_not_drfs_plain_text_ones(client, staff_user):
+    client.force_login(staff_user)
+
+    index = client.get("/admin/").content
+
+    assert b"/admin/knox/authtoken/" in index
+    assert b"/admin/authtoken/" not in index

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from telemetry.models import Outcome
@@ -99,7 +99,7 @@ def test_future_timestamps_beyond_five_minutes_are_rejected(app_client, deck):
 
 def test_another_users_request_is_rejected(app_client, deck, catalog):
     stranger = APIClient()
-    stranger.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory()).key}")
+    stranger.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(UserFactory())[1]}")
 
     body = post(stranger, [outcome(deck, 0)]).json()
 
