@@ -83,7 +83,8 @@ def _known_items(ids: set[int]) -> set[int]:
 
 
 def _foreign_requests(user, request_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Requests whose impressions belong to another user."""
+    """Requests whose impressions belong to another user. The SQL function answers only for
+    the transaction's user (app_current_user_id()), which must be `user`."""
     if not request_ids:
         return set()
     with connection.cursor() as cursor:
@@ -96,7 +97,8 @@ def _foreign_requests(user, request_ids: set[uuid.UUID]) -> set[uuid.UUID]:
 @transaction.atomic
 def outcomes_record(*, user, outcomes: list[dict]) -> dict:
     """Validate each outcome and store the valid ones (a repeated event_id is stored once).
-    An outcome whose (request, item) was never served is stored: the health views count it."""
+    An outcome whose (request, item) was never served is stored: the health views count it.
+    Runs as `user` (app.user_id set to them, e.g. through acting_as), as the API does."""
     now = timezone.now()
     checked = [_check_item(item, now) for item in outcomes]
     known_items = _known_items({c["media_item_id"] for c, e in checked if "media_item_id" not in e})
