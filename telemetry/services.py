@@ -144,7 +144,7 @@ def _insert(user, outcomes: list[dict]) -> set[str]:
             from unnest(%s::text[], %s::uuid[], %s::bigint[], %s::text[], %s::float8[],
                         %s::timestamptz[])
                  as o(event_id, rec_request_id, media_item_id, outcome_type, value, occurred_at)
-            on conflict (event_id) do nothing
+            on conflict (user_id, event_id) do nothing
             returning event_id
             """,
             [

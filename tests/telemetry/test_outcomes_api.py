@@ -59,6 +59,33 @@ def test_a_repeated_event_id_is_stored_once(app_client, deck):
     assert Outcome.objects.count() == 2
 
 
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def test_event_ids_are_unique_per_user_not_globally(app_client, app_user, deck):
+    other = UserFactory()
+    other_client = client_for(other)
+    other_deck = other_client.post("/api/v1/deck", {"limit": 5}, format="json").json()
+
+    mine = post(app_client, [outcome(deck, 0)]).json()
+    # The same client id from another user: neither reported as a duplicate (which would
+    # reveal that someone used it) nor blocked by the first user's row.
+    theirs = post(other_client, [outcome(other_deck, 0)]).json()
+    mine_again = post(app_client, [outcome(deck, 0)]).json()
+    theirs_again = post(other_client, [outcome(other_deck, 0)]).json()
+
+    assert mine["results"][0]["status"] == "accepted"
+    assert theirs["results"][0]["status"] == "accepted"
+    assert mine_again["results"][0]["status"] == "duplicate"
+    assert theirs_again["results"][0]["status"] == "duplicate"
+    assert sorted(Outcome.objects.values_list("user_id", "event_id")) == sorted(
+        [(app_user.pk, "evt-0"), (other.pk, "evt-0")]
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -98,8 +125,7 @@ def test_future_timestamps_beyond_five_minutes_are_rejected(app_client, deck):
 
 
 def test_another_users_request_is_rejected(app_client, deck, catalog):
-    stranger = APIClient()
-    stranger.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory()).key}")
+    stranger = client_for(UserFactory())
 
     body = post(stranger, [outcome(deck, 0)]).json()
 
