@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
+from recsys_experiments.db_roles import END_USER_ROLE, acting_as
 from recsys_experiments.models import Experiment
 from recsys_experiments.services.experiments import experiment_activate, experiment_create
 from telemetry.services import outcomes_record
@@ -177,15 +178,18 @@ def _history(rng, users, tastes, days: int, report: SeedReport) -> None:
                 continue
             served_at = datetime.combine(day, time(rng.randint(7, 22), rng.randint(0, 59)), UTC)
             served_at = min(served_at, now - timedelta(minutes=20))
-            deck = deck_build(
-                user=user,
-                limit=10,
-                platform=rng.choice(("ios", "android", "web")),
-                app_version=rng.choice(("2.3.1", "2.4.0", "2.4.2")),
-            )
-            events = _outcomes_for(rng, deck, tastes[user.pk], served_at)
-            if events:
-                outcomes_record(user=user, outcomes=events)
+            # As the app would: the end-user role with the user's id (the outcome path checks
+            # request ownership against app_current_user_id()).
+            with acting_as(END_USER_ROLE, user.pk):
+                deck = deck_build(
+                    user=user,
+                    limit=10,
+                    platform=rng.choice(("ios", "android", "web")),
+                    app_version=rng.choice(("2.3.1", "2.4.0", "2.4.2")),
+                )
+                events = _outcomes_for(rng, deck, tastes[user.pk], served_at)
+                if events:
+                    outcomes_record(user=user, outcomes=events)
             with connection.cursor() as cursor:
                 cursor.execute(
                     "update rec_impressions set created_at = %s where rec_request_id = %s",

@@ -4,6 +4,10 @@ scores and per-segment event distributions, in JSON or YAML (schema in docs/fixt
 The whole file is validated before anything is written; every problem names its path
 (`users[3].segment: required`). Loading is an idempotent upsert in one transaction; `reset`
 first deletes that fixture's events, users and items.
+
+A fixture touches only its own rows: the accounts it created (marked with
+`created_by_fixture`) and the catalogue items in its `<name>:` namespace. An existing account
+it did not create is refused by name, never taken over, and `reset` deletes nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import yaml
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models.functions import Lower
 
 from deck.models import CfReco, MediaItem, UserGenrePreference, UserSegment
 from recsys_experiments.errors import InvalidInput
@@ -188,6 +193,7 @@ def validate_fixture(data: dict) -> dict:
             if username in users:
                 problems.add(f"{path}.username", f"duplicates user {username!r}")
             users[username] = {
+                "path": path,
                 "email": email or "",
                 "segment": segment,
                 "traits": traits if isinstance(traits, dict) else {},
@@ -224,21 +230,72 @@ def segments_from_fixture(path: Path):
 
 
 def _reset(name: str) -> dict:
-    """Delete the fixture's events, then its users, then its items."""
-    user_ids = list(UserSegment.objects.filter(fixture=name).values_list("user_id", flat=True))
+    """Delete the fixture's own rows: the events of the accounts it created, those accounts,
+    then its items. An item that other users' events or scores still reference is kept (the
+    load updates it again); deleting it would cascade into rows the fixture never wrote."""
+    user_ids = list(
+        get_user_model().objects.filter(created_by_fixture=name).values_list("pk", flat=True)
+    )
     with connection.cursor() as cursor:
         cursor.execute("delete from rec_outcomes where user_id = any(%s::uuid[])", [user_ids])
         outcomes = cursor.rowcount
         cursor.execute("delete from rec_impressions where user_id = any(%s::uuid[])", [user_ids])
         impressions = cursor.rowcount
     get_user_model().objects.filter(pk__in=user_ids).delete()
-    items, _ = MediaItem.objects.filter(external_id__startswith=f"{name}:").delete()
+    own_items = MediaItem.objects.filter(external_id__startswith=f"{name}:")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            select m.id from media_items as m
+            where m.id = any(%s)
+              and (exists (select 1 from rec_impressions as i where i.media_item_id = m.id)
+                   or exists (select 1 from rec_outcomes as o where o.media_item_id = m.id)
+                   or exists (select 1 from cf_recos as c where c.media_item_id = m.id))
+            """,
+            [list(own_items.values_list("pk", flat=True))],
+        )
+        referenced = [row[0] for row in cursor.fetchall()]
+    items, _ = own_items.exclude(pk__in=referenced).delete()
     return {
         "outcomes": outcomes,
         "impressions": impressions,
         "users": len(user_ids),
         "items": items,
+        "items_kept": len(referenced),
     }
+
+
+def _check_accounts(name: str, users: dict) -> None:
+    """InvalidInput naming each listed account the fixture may not touch: an existing user
+    it did not create, or an email that belongs to another account."""
+    user_model = get_user_model()
+    problems = Problems()
+    existing = {u.username: u for u in user_model.objects.filter(username__in=list(users))}
+    for username, spec in users.items():
+        user = existing.get(username)
+        if user is not None and user.created_by_fixture != name:
+            problems.add(
+                f"{spec['path']}.username",
+                f"{username!r} is an existing account that fixture {name!r} did not create; "
+                "a fixture never takes over accounts (choose another username)",
+            )
+    by_email = {}
+    for username, spec in users.items():
+        email = spec["email"].lower()
+        if email and email in by_email:
+            problems.add(f"{spec['path']}.email", f"duplicates the email of {by_email[email]!r}")
+        elif email:
+            by_email[email] = username
+    holders = user_model.objects.annotate(email_ci=Lower("email")).filter(
+        email_ci__in=list(by_email)
+    )
+    for holder in holders:
+        username = by_email[holder.email.lower()]
+        if holder.username != username:
+            problems.add(
+                f"{users[username]['path']}.email", "is already the email of another account"
+            )
+    problems.raise_if_any()
 
 
 @transaction.atomic
@@ -246,6 +303,8 @@ def load_fixture(data: dict, *, reset: bool = False) -> dict:
     fixture = validate_fixture(data)
     name = fixture["name"]
     removed = _reset(name) if reset else None
+    # After the reset, so that accounts it just removed do not count; a refusal rolls it back.
+    _check_accounts(name, fixture["users"])
     items = {}
     for item_id, spec in fixture["items"].items():
         item, _ = MediaItem.objects.update_or_create(external_id=f"{name}:{item_id}", defaults=spec)
@@ -253,9 +312,10 @@ def load_fixture(data: dict, *, reset: bool = False) -> dict:
     user_model = get_user_model()
     people = {}
     for username, spec in fixture["users"].items():
-        user = user_model.objects.filter(username=username).first()
+        # _check_accounts made sure that an existing account is one this fixture created.
+        user = user_model.objects.filter(username=username, created_by_fixture=name).first()
         if user is None:
-            user = user_model(username=username, email=spec["email"])
+            user = user_model(username=username, email=spec["email"], created_by_fixture=name)
             user.set_unusable_password()
             user.save()
         elif spec["email"] and user.email != spec["email"]:

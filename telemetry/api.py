@@ -7,16 +7,17 @@ from recsys_experiments.api.throttling import OutcomesThrottle
 from recsys_experiments.errors import InvalidInput
 
 from .models import OutcomeType
-from .services import MAX_BATCH, outcomes_record
+from .services import MAX_BATCH, MAX_EVENT_ID, outcomes_record
 
-
-class OutcomeItemSerializer(serializers.Serializer):
-    event_id = serializers.CharField(help_text="client-generated; a repeat is stored once")
-    rec_request_id = serializers.UUIDField()
-    media_item_id = serializers.IntegerField()
-    outcome_type = serializers.ChoiceField(choices=OutcomeType.values)
-    value = serializers.FloatField(required=False, help_text="rating only: 0.5-5, 0.5 steps")
-    occurred_at = serializers.DateTimeField(required=False, help_text="default: now")
+OUTCOME_ITEM_HELP = (
+    "One outcome: an object with `event_id` (string, 1-{max_event_id} characters, chosen by "
+    "the client; a repeat from the same user is stored once), `rec_request_id` (the UUID of "
+    "the deck that served the item), `media_item_id` (integer), `outcome_type` ({types}), "
+    "`value` (rating only: 0.5-5 in steps of 0.5) and `occurred_at` (optional ISO 8601 "
+    "timestamp, default now; from 1970 to at most 5 minutes ahead). Strings must not contain "
+    "NUL bytes or unpaired surrogates. Each item is judged on its own: a bad one is "
+    "`rejected` in `results` with its reasons, the others are still stored."
+).format(max_event_id=MAX_EVENT_ID, types=", ".join(OutcomeType.values))
 
 
 class OutcomesApi(EndUserApi):
@@ -25,9 +26,21 @@ class OutcomesApi(EndUserApi):
 
     throttle_classes = (OutcomesThrottle,)
 
+    # Items are deliberately untyped in the schema: the server answers 200 for any item and
+    # rejects a bad one on its own, so the schema must not call such an item forbidden.
     @extend_schema(
         tags=["deck"],
-        request=inline_serializer("OutcomeBatch", {"outcomes": OutcomeItemSerializer(many=True)}),
+        request=inline_serializer(
+            "OutcomeBatch",
+            {
+                "outcomes": serializers.ListField(
+                    child=serializers.JSONField(help_text=OUTCOME_ITEM_HELP),
+                    min_length=1,
+                    max_length=MAX_BATCH,
+                    help_text=f"1 to {MAX_BATCH} outcomes, each judged on its own.",
+                )
+            },
+        ),
         responses=inline_serializer(
             "OutcomeBatchResult",
             {
@@ -38,12 +51,16 @@ class OutcomesApi(EndUserApi):
                     "OutcomeResult",
                     {
                         "index": serializers.IntegerField(),
-                        "event_id": serializers.CharField(allow_null=True),
+                        "event_id": serializers.CharField(
+                            allow_null=True, help_text="null when the item's event_id is invalid"
+                        ),
                         "status": serializers.ChoiceField(
                             choices=["accepted", "duplicate", "rejected"]
                         ),
                         "errors": serializers.DictField(
-                            child=serializers.CharField(), required=False
+                            child=serializers.CharField(),
+                            required=False,
+                            help_text="rejected only: {field: reason}",
                         ),
                     },
                     many=True,
@@ -52,13 +69,13 @@ class OutcomesApi(EndUserApi):
         ),
     )
     def post(self, request):
+        # Only the batch's shape can fail the request; items are checked one by one.
         body = request.data
-        outcomes = body.get("outcomes") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or "outcomes" not in body:
+            raise InvalidInput({"outcomes": [f"required: a list of 1 to {MAX_BATCH} outcomes"]})
+        outcomes = body["outcomes"]
         if not isinstance(outcomes, list) or not outcomes:
-            raise InvalidInput({"outcomes": ["required: a non-empty list of outcomes"]})
+            raise InvalidInput({"outcomes": [f"must be a list of 1 to {MAX_BATCH} outcomes"]})
         if len(outcomes) > MAX_BATCH:
             raise InvalidInput({"outcomes": [f"at most {MAX_BATCH} outcomes per request"]})
-        not_objects = [i for i, item in enumerate(outcomes) if not isinstance(item, dict)]
-        if not_objects:
-            raise InvalidInput({f"outcomes[{i}]": ["must be an object"] for i in not_objects})
         return Response(outcomes_record(user=request.user, outcomes=outcomes))

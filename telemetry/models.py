@@ -60,10 +60,11 @@ class Impression(models.Model):
 
 
 class Outcome(models.Model):
-    """What the user did with an item. `event_id` is the client's id: a repeat is stored once."""
+    """What the user did with an item. `event_id` is the client's id: a repeat is stored once.
+    Ids are unique per user, so one user's ids can neither collide with nor reveal another's."""
 
     id = models.BigAutoField(primary_key=True)
-    event_id = models.TextField(unique=True)
+    event_id = models.TextField()
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+"
     )
@@ -85,6 +86,9 @@ class Outcome(models.Model):
             models.Index(fields=["created_at"], name="idx_rec_outcomes_created"),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["user", "event_id"], name="rec_outcomes_user_event_uniq"
+            ),
             models.CheckConstraint(
                 condition=models.Q(outcome_type__in=OutcomeType.values),
                 name="rec_outcomes_type_check",

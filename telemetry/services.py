@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,9 @@ from .models import OutcomeType
 
 MAX_BATCH = 500
 MAX_FUTURE = timedelta(minutes=5)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EVENT_ID = 128
+MAX_BIGINT = 2**63 - 1
 ITEM_FIELDS = {
     "event_id",
     "rec_request_id",
@@ -21,56 +25,113 @@ ITEM_FIELDS = {
     "value",
     "occurred_at",
 }
+# What PostgreSQL cannot store (NUL) and UTF-8 cannot encode (a lone surrogate, which JSON's
+# \uD800 escape decodes to).
+UNSTORABLE = re.compile("[\\x00\\ud800-\\udfff]")
+BAD_TEXT = "must not contain NUL bytes or unpaired surrogates"
+
+
+def _shown(name: str) -> str:
+    """A client-chosen name made safe to echo in a JSON response (UTF-8 encodable)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _rating_is_valid(value) -> bool:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
-        and 0.5 <= value <= 5
+        and 0.5 <= value <= 5  # False for NaN, inf and ints beyond any float
         and float(value * 2).is_integer()
     )
 
 
-def _check_item(item: dict, now: datetime) -> tuple[dict, dict]:
-    """(cleaned fields, {field: reason}) for one outcome, without touching the database."""
+def _parse_occurred_at(raw, now: datetime) -> tuple[datetime | None, str | None]:
+    """(timestamp, None) or (None, reason)."""
+    if raw is None:
+        return now, None
+    iso = "must be an ISO 8601 timestamp"
+    if not isinstance(raw, str):
+        return None, iso
+    try:
+        # Impossible dates ("2026-02-30", hour 25, offset +25:00) raise instead of giving None.
+        parsed = parse_datetime(raw)
+    except (ValueError, OverflowError):
+        return None, f"{iso} of a real date and time"
+    if parsed is None:
+        return None, iso
+    try:
+        parsed = parsed.replace(tzinfo=UTC) if timezone.is_naive(parsed) else parsed
+        parsed = parsed.astimezone(UTC)  # year 1 or 9999 with an offset leaves the range
+    except (ValueError, OverflowError):
+        return None, "is out of range"
+    if parsed < EARLIEST:
+        return None, "is before 1970-01-01"
+    if parsed > now + MAX_FUTURE:
+        return None, "is more than 5 minutes in the future"
+    return parsed, None
+
+
+def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
+    """(valid fields, {field: reason}) for one outcome, without touching the database; the
+    first holds only the fields that passed (and event_id, None unless valid). Any JSON
+    value may arrive here: each problem is this item's, never the batch's."""
+    if not isinstance(item, dict):
+        return {"event_id": None}, {f"outcomes[{index}]": "must be an object"}
     errors, cleaned = {}, {}
     for unknown in sorted(set(item) - ITEM_FIELDS):
-        errors[unknown] = "is not an outcome field"
+        errors[_shown(unknown)] = "is not an outcome field"
+    for field in ITEM_FIELDS & set(item):
+        if isinstance(item[field], str) and UNSTORABLE.search(item[field]):
+            errors[field] = BAD_TEXT
+
     event_id = item.get("event_id")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 128:
-        errors["event_id"] = "required: a string of 1-128 characters"
-    cleaned["event_id"] = event_id
-    try:
-        cleaned["rec_request_id"] = uuid.UUID(str(item.get("rec_request_id")))
-    except ValueError:
-        errors["rec_request_id"] = "required: the rec_request_id of the deck that served the item"
+    if "event_id" not in errors and (
+        not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID
+    ):
+        errors["event_id"] = f"required: a string of 1-{MAX_EVENT_ID} characters"
+    # Echoed in the result only when valid: a client's junk never reaches the response.
+    cleaned["event_id"] = event_id if "event_id" not in errors else None
+
+    request_id = item.get("rec_request_id")
+    if "rec_request_id" not in errors:
+        try:
+            if not isinstance(request_id, str):
+                raise ValueError(request_id)
+            cleaned["rec_request_id"] = uuid.UUID(request_id)
+        except ValueError:
+            errors["rec_request_id"] = (
+                "required: the rec_request_id (a UUID string) of the deck that served the item"
+            )
+
     media_item_id = item.get("media_item_id")
-    if not isinstance(media_item_id, int) or isinstance(media_item_id, bool):
-        errors["media_item_id"] = "required: an integer media item id"
-    cleaned["media_item_id"] = media_item_id
+    if (
+        not isinstance(media_item_id, int)
+        or isinstance(media_item_id, bool)
+        or not 1 <= media_item_id <= MAX_BIGINT
+    ):
+        errors["media_item_id"] = "required: a positive integer media item id"
+    else:
+        cleaned["media_item_id"] = media_item_id
+
     outcome_type, value = item.get("outcome_type"), item.get("value")
-    if outcome_type not in OutcomeType.values:
-        errors["outcome_type"] = f"must be one of {', '.join(OutcomeType.values)}"
+    if "outcome_type" in errors:
+        pass
+    elif not isinstance(outcome_type, str) or outcome_type not in OutcomeType.values:
+        errors["outcome_type"] = f"required: one of {', '.join(OutcomeType.values)}"
     elif outcome_type == OutcomeType.RATING and not _rating_is_valid(value):
-        errors["value"] = "a rating needs a value from 0.5 to 5 in steps of 0.5"
+        errors["value"] = "a rating needs a finite value from 0.5 to 5 in steps of 0.5"
     elif outcome_type != OutcomeType.RATING and value is not None:
         errors["value"] = f"a {outcome_type} outcome takes no value"
-    cleaned["outcome_type"] = outcome_type
-    cleaned["value"] = float(value) if "value" not in errors and value is not None else None
-    occurred_at = item.get("occurred_at")
-    if occurred_at is None:
-        cleaned["occurred_at"] = now
-    else:
-        parsed = parse_datetime(occurred_at) if isinstance(occurred_at, str) else None
-        if parsed is None:
-            errors["occurred_at"] = "must be an ISO 8601 timestamp"
+    if "outcome_type" not in errors and "value" not in errors:
+        cleaned["outcome_type"] = outcome_type
+        cleaned["value"] = None if value is None else float(value)
+
+    if "occurred_at" not in errors:
+        occurred_at, reason = _parse_occurred_at(item.get("occurred_at"), now)
+        if reason:
+            errors["occurred_at"] = reason
         else:
-            if timezone.is_naive(parsed):
-                parsed = parsed.replace(tzinfo=UTC)
-            if parsed > now + MAX_FUTURE:
-                errors["occurred_at"] = "is more than 5 minutes in the future"
-            cleaned["occurred_at"] = parsed
+            cleaned["occurred_at"] = occurred_at
     return cleaned, errors
 
 
@@ -83,7 +144,8 @@ def _known_items(ids: set[int]) -> set[int]:
 
 
 def _foreign_requests(user, request_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Requests whose impressions belong to another user."""
+    """Requests whose impressions belong to another user. The SQL function answers only for
+    the transaction's user (app_current_user_id()), which must be `user`."""
     if not request_ids:
         return set()
     with connection.cursor() as cursor:
@@ -96,18 +158,19 @@ def _foreign_requests(user, request_ids: set[uuid.UUID]) -> set[uuid.UUID]:
 @transaction.atomic
 def outcomes_record(*, user, outcomes: list[dict]) -> dict:
     """Validate each outcome and store the valid ones (a repeated event_id is stored once).
-    An outcome whose (request, item) was never served is stored: the health views count it."""
+    An outcome whose (request, item) was never served is stored: the health views count it.
+    Runs as `user` (app.user_id set to them, e.g. through acting_as), as the API does."""
     now = timezone.now()
-    checked = [_check_item(item, now) for item in outcomes]
-    known_items = _known_items({c["media_item_id"] for c, e in checked if "media_item_id" not in e})
+    checked = [_check_item(index, item, now) for index, item in enumerate(outcomes)]
+    known_items = _known_items({c["media_item_id"] for c, _ in checked if "media_item_id" in c})
     foreign = _foreign_requests(
-        user, {c["rec_request_id"] for c, e in checked if "rec_request_id" not in e}
+        user, {c["rec_request_id"] for c, _ in checked if "rec_request_id" in c}
     )
     results, to_store, seen = [], [], set()
     for index, (cleaned, errors) in enumerate(checked):
-        if "media_item_id" not in errors and cleaned["media_item_id"] not in known_items:
+        if "media_item_id" in cleaned and cleaned["media_item_id"] not in known_items:
             errors["media_item_id"] = "no such media item"
-        if "rec_request_id" not in errors and cleaned["rec_request_id"] in foreign:
+        if "rec_request_id" in cleaned and cleaned["rec_request_id"] in foreign:
             errors["rec_request_id"] = "belongs to another user's deck"
         result = {"index": index, "event_id": cleaned["event_id"]}
         if errors:
@@ -142,7 +205,7 @@ def _insert(user, outcomes: list[dict]) -> set[str]:
             from unnest(%s::text[], %s::uuid[], %s::bigint[], %s::text[], %s::float8[],
                         %s::timestamptz[])
                  as o(event_id, rec_request_id, media_item_id, outcome_type, value, occurred_at)
-            on conflict (event_id) do nothing
+            on conflict (user_id, event_id) do nothing
             returning event_id
             """,
             [

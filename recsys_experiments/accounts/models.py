@@ -9,6 +9,9 @@ class User(AbstractUser):
     """An app user or an admin. The UUID id is the user id in every table and SQL function."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The customer fixture (docs/fixtures.md) that created this account, if one did:
+    # load_fixture updates and `--reset` deletes only the accounts its fixture created.
+    created_by_fixture = models.TextField(null=True, blank=True, editable=False)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -121,6 +123,45 @@ def test_acted_upon_items_are_not_served_again(app_client, app_user, catalog):
     later = fetch_deck(app_client, limit=50)
 
     assert not {item["media_item_id"] for item in later["items"]} & set(items)
+
+
+def act_on(user, items, kind="dislike"):
+    Outcome.objects.bulk_create(
+        Outcome(
+            event_id=f"acted-{item.pk}",
+            user=user,
+            rec_request_id=uuid.uuid4(),
+            media_item=item,
+            outcome_type=kind,
+        )
+        for item in items
+    )
+
+
+def test_the_deck_serves_unseen_titles_while_any_remain(app_client, app_user):
+    # 600 titles; the user acted on the 540 most popular and newest, which fill every
+    # source's candidate pool (300 by default): only the 60 oldest, least popular are left.
+    catalogue = MediaItem.objects.bulk_create(
+        MediaItem(title=f"t{n}", genres=["drama"], year=2024 - n // 20, popularity=600 - n)
+        for n in range(600)
+    )
+    act_on(app_user, catalogue[:540])
+    for item in catalogue[:100]:  # CF and genre sources point at acted titles too
+        CfRecoFactory(user=app_user, media_item=item, score=1.0)
+    UserGenrePreferenceFactory(user=app_user, genre="drama", weight=1.0)
+    unseen = {item.pk for item in catalogue[540:]}
+
+    first = fetch_deck(app_client, limit=50)["items"]
+    assert len(first) == 50
+    assert {item["media_item_id"] for item in first} <= unseen
+
+    act_on(app_user, MediaItem.objects.filter(pk__in=[i["media_item_id"] for i in first]))
+    last = fetch_deck(app_client, limit=50)["items"]
+    assert len(last) == 10
+    assert {item["media_item_id"] for item in last} == unseen - {i["media_item_id"] for i in first}
+
+    act_on(app_user, MediaItem.objects.filter(pk__in=[i["media_item_id"] for i in last]))
+    assert fetch_deck(app_client, limit=50)["items"] == []
 
 
 def test_detail_open_does_not_exclude_an_item(app_client, catalog):

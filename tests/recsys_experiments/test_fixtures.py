@@ -9,7 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from deck.models import CfReco, MediaItem, UserGenrePreference, UserSegment
+from deck.services import deck_build
 from telemetry.models import Impression
+from tests.factories.users import UserFactory
 
 SAMPLE = Path(__file__).parents[2] / "docs" / "fixtures" / "media_catalog.yaml"
 
@@ -78,8 +80,6 @@ def test_a_bad_fixture_names_the_path_and_loads_nothing(db, tmp_path, change, me
 def test_reset_deletes_the_fixtures_events_users_and_items_first(db, app_client):
     load(SAMPLE)
     ana = get_user_model().objects.get(username="fixture_ana")
-    from deck.services import deck_build
-
     deck_build(user=ana, limit=3, platform=None, app_version=None)
     assert Impression.objects.filter(user=ana).exists()
 
@@ -93,3 +93,99 @@ def test_reset_deletes_the_fixtures_events_users_and_items_first(db, app_client)
 def test_an_unreadable_file_is_one_line(db, tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         load(tmp_path / "missing.yaml")
+
+
+def write_fixture(tmp_path, change=None, name="changed.yaml"):
+    data = yaml.safe_load(SAMPLE.read_text())
+    if change:
+        change(data)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["load", "load --reset"])
+def test_a_fixture_listing_an_existing_superuser_is_refused_and_leaves_it_alone(
+    db, tmp_path, reset
+):
+    admin = UserFactory(username="admin", email="root@example.com", is_staff=True)
+    admin.is_superuser = True
+    admin.save()
+    path = write_fixture(
+        tmp_path, lambda d: d["users"].append({"username": "admin", "segment": "casual"})
+    )
+
+    args = ["--reset"] if reset else []
+    with pytest.raises(CommandError, match=r"users\[4\]\.username: 'admin' is an existing account"):
+        load(path, *args)
+
+    admin.refresh_from_db()
+    assert (admin.username, admin.email, admin.is_superuser, admin.is_staff) == (
+        "admin",
+        "root@example.com",
+        True,
+        True,
+    )
+    assert admin.check_password("correct horse battery staple")
+    assert admin.created_by_fixture is None
+    assert not UserSegment.objects.filter(user=admin).exists()
+    assert not UserGenrePreference.objects.filter(user=admin).exists()
+    assert not MediaItem.objects.exists()  # nothing of the fixture was loaded either
+
+
+def test_an_account_another_fixture_created_is_refused(db, tmp_path):
+    load(write_fixture(tmp_path, lambda d: d.update(name="other_fixture"), name="other.yaml"))
+
+    with pytest.raises(CommandError, match=r"users\[0\]\.username: 'fixture_ana'.*'media_catalog'"):
+        load(SAMPLE)
+
+    ana = get_user_model().objects.get(username="fixture_ana")
+    assert ana.created_by_fixture == "other_fixture"
+    assert UserSegment.objects.get(user=ana).fixture == "other_fixture"
+
+
+def test_an_email_of_another_account_is_refused(db, tmp_path):
+    UserFactory(username="real_ben", email="Ben@Example.com")
+
+    with pytest.raises(CommandError, match=r"users\[1\]\.email: is already the email"):
+        load(SAMPLE)
+
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["real_ben"]
+
+
+def test_reset_removes_only_what_the_fixture_created(db, tmp_path):
+    load(SAMPLE)
+    load(
+        write_fixture(
+            tmp_path,
+            lambda d: d.update(
+                name="other_fixture",
+                users=[{"username": "other_zoe", "segment": "casual"}],
+                catalog=[],
+                cf_recos=[],
+            ),
+            name="other.yaml",
+        )
+    )
+    bystander = UserFactory(username="bystander")
+    superuser = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    served = deck_build(user=bystander, limit=3, platform=None, app_version=None)["items"]
+    old_ana = get_user_model().objects.get(username="fixture_ana")
+
+    output = load(SAMPLE, "--reset")
+
+    assert "removed 0 outcomes, 0 impressions, 4 users, 9 items (kept 3 items" in output
+    users = set(get_user_model().objects.values_list("username", flat=True))
+    assert users == {
+        "bystander",
+        "boss",
+        "other_zoe",
+        "fixture_ana",
+        "fixture_ben",
+        "fixture_chen",
+        "fixture_dara",
+    }
+    assert get_user_model().objects.get(pk=superuser.pk).is_superuser
+    assert Impression.objects.filter(user=bystander).count() == len(served) == 3
+    assert get_user_model().objects.get(username="fixture_ana").pk != old_ana.pk  # re-created
+    assert MediaItem.objects.filter(external_id__startswith="media_catalog:").count() == 12

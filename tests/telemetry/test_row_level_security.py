@@ -153,3 +153,34 @@ def test_the_service_role_sees_every_row(world, table):
     owner_count = scalar(f"select count(*) from {table}")
 
     assert service_count == owner_count > 1
+
+
+def foreign_requests(owner, requests):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "select array_agg(r order by r) from rec_requests_of_other_users(%s, %s::uuid[]) as r",
+            [owner, requests],
+        )
+        return set(cursor.fetchone()[0] or [])
+
+
+def test_an_end_user_learns_request_ownership_only_for_themselves(world):
+    alice, bob = world["alice"], world["bob"]
+    requests = [world["alice_request"], world["bob_request"], uuid.uuid4()]
+    with acting_as(END_USER_ROLE, alice.pk):
+        assert foreign_requests(alice.pk, requests) == {world["bob_request"]}
+        # Claiming to be Bob (to learn which ids are not his) or no one reveals nothing.
+        refused("select rec_requests_of_other_users(%s, %s::uuid[])", [bob.pk, requests])
+        refused("select rec_requests_of_other_users(null, %s::uuid[])", [requests])
+    with acting_as(END_USER_ROLE, None):
+        refused("select rec_requests_of_other_users(%s, %s::uuid[])", [alice.pk, requests])
+
+
+def test_only_the_application_roles_may_check_request_ownership(db):
+    function = "rec_requests_of_other_users(uuid, uuid[])"
+    allowed = {
+        role: scalar("select has_function_privilege(%s, %s, 'execute')", [role, function])
+        for role in ("public", END_USER_ROLE, SERVICE_ROLE)
+    }
+
+    assert allowed == {"public": False, END_USER_ROLE: True, SERVICE_ROLE: True}

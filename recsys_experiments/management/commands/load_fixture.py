@@ -12,12 +12,16 @@ class Command(BaseCommand):
         "Load a customer fixture (JSON or YAML; schema in docs/fixtures.md): catalogue items, "
         "users with segments and traits, genre preferences, CF scores and per-segment event "
         "distributions. Validated whole before anything is written; an idempotent upsert. "
-        "--reset first deletes the fixture's previous events, users and items."
+        "A fixture only creates and removes its own rows: it refuses an existing account it "
+        "did not create. --reset first deletes the fixture's previous events, the accounts it "
+        "created and its items."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="fixture file (.json, .yaml or .yml)")
-        parser.add_argument("--reset", action="store_true", help="delete the fixture's data first")
+        parser.add_argument(
+            "--reset", action="store_true", help="delete the fixture's own data first"
+        )
         parser.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     def handle(self, *args, path: str, reset: bool, **options):
@@ -34,6 +38,11 @@ class Command(BaseCommand):
                 f"reset {counts['fixture']}: removed {removed['outcomes']} outcomes, "
                 f"{removed['impressions']} impressions, {removed['users']} users, "
                 f"{removed['items']} items"
+                + (
+                    f" (kept {removed['items_kept']} items that other users' data references)"
+                    if removed["items_kept"]
+                    else ""
+                )
             )
         self.stdout.write(
             f"loaded {counts['fixture']}: {counts['items']} items, {counts['users']} users, "

@@ -1,12 +1,14 @@
 """The SQL assignment engine as the deck and the admin use it: sticky, overridable,
 resettable, race-safe, faithful to the weights and to traffic."""
 
+import dataclasses
 import threading
+import time
 from datetime import timedelta
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from recsys_experiments.errors import IllegalTransition
@@ -261,3 +263,146 @@ def test_concurrent_first_calls_store_one_row_and_agree():
     assert len(results) == workers
     assert len(set(results)) == 1
     assert Assignment.objects.filter(experiment=experiment, user=user).count() == 1
+
+
+def raw_connection_params() -> dict:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return params
+
+
+def wait_until_blocked_on_locks(count: int, timeout: float = 10) -> None:
+    """Until `count` other backends of this database wait for a lock."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "select count(*) from pg_stat_activity"
+                " where datname = current_database() and wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"{count} backends never waited for a lock together")
+
+
+def stored_auto_variants(experiment) -> dict:
+    return dict(
+        Assignment.objects.filter(
+            experiment=experiment, assignment_mode=AssignmentMode.AUTO
+        ).values_list("user_id", "variant")
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_assignments_racing_a_rotation_hash_with_the_new_salt():
+    # The rotation has changed the salt and deleted the automatic assignments but not yet
+    # committed when each user's first assignment starts, on its own connection: they must
+    # wait for it and hash with the new salt, never store a variant computed with the salt
+    # it replaced (v2 did: it read the salt without a lock).
+    experiment = ActiveExperimentFactory()
+    candidates = create_users(40)
+    old_spec = spec_of(experiment)
+    rotated, release = threading.Event(), threading.Event()
+    results, errors, new_salt = {}, [], []
+
+    def rotate():
+        try:
+            with transaction.atomic():
+                rotated_experiment, _ = experiment_rotate_salt(
+                    experiment=experiment, confirm=True, actor=None, source="test"
+                )
+                new_salt.append(rotated_experiment.salt)
+                rotated.set()
+                release.wait(timeout=10)
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def first_assignment(user_id):
+        try:
+            with psycopg.connect(**raw_connection_params(), autocommit=True) as conn:
+                row = conn.execute(
+                    "select rec_assign_variant(%s, %s)", [experiment.key, user_id]
+                ).fetchone()
+                results[user_id] = row[0]
+        except Exception as error:
+            errors.append(error)
+
+    rotator = threading.Thread(target=rotate)
+    rotator.start()
+    assert rotated.wait(timeout=10)
+    new_spec = dataclasses.replace(old_spec, salt=new_salt[0])
+    # Users whom the old salt would put elsewhere, so a stale row cannot pass unnoticed.
+    users = [
+        u for u in candidates if pick_variant(old_spec, str(u)) != pick_variant(new_spec, str(u))
+    ][:6]
+    assert len(users) == 6
+    assigners = [threading.Thread(target=first_assignment, args=(u,)) for u in users]
+    for thread in assigners:
+        thread.start()
+    try:
+        wait_until_blocked_on_locks(len(users))
+    finally:
+        release.set()
+        for thread in [rotator, *assigners]:
+            thread.join(timeout=30)
+
+    assert errors == []
+    expected = {u: pick_variant(new_spec, str(u)) for u in users}
+    assert results == expected
+    assert stored_auto_variants(experiment) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_assignments_and_rotations_interleaved_leave_only_current_salt_assignments():
+    # Users are assigned over and over while the salt rotates, then once more after the last
+    # rotation. Sticky rows stored during the race survive that last pass, so every stored
+    # automatic assignment must be the hash under the final salt.
+    experiment = ActiveExperimentFactory()
+    workers, per_worker = 3, 30
+    users = create_users(workers * per_worker)
+    errors = []
+    rotations_done = threading.Event()
+
+    def assign_until_rotations_are_done(chunk):
+        try:
+            with psycopg.connect(**raw_connection_params(), autocommit=True) as conn:
+                while True:
+                    finished = rotations_done.is_set()
+                    for user_id in chunk:
+                        conn.execute("select rec_assign_variant(%s, %s)", [experiment.key, user_id])
+                    if finished:
+                        return
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    def rotate_a_few_times():
+        try:
+            for _ in range(8):
+                experiment_rotate_salt(
+                    experiment=experiment, confirm=True, actor=None, source="test"
+                )
+                time.sleep(0.01)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            rotations_done.set()
+            connection.close()
+
+    threads = [
+        threading.Thread(target=assign_until_rotations_are_done, args=(users[i::workers],))
+        for i in range(workers)
+    ]
+    threads.append(threading.Thread(target=rotate_a_few_times))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    experiment.refresh_from_db()
+    spec = spec_of(experiment)
+    assert stored_auto_variants(experiment) == {u: pick_variant(spec, str(u)) for u in users}
