@@ -8,6 +8,7 @@ from recsys_experiments.services.assignments import assignment_override
 from telemetry.models import Impression, Outcome
 from tests.factories.catalog import CfRecoFactory, UserGenrePreferenceFactory
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
+from tests.helpers import api_error_fields
 
 
 def fetch_deck(client, **body):
@@ -178,13 +179,14 @@ def test_empty_catalog_gives_an_empty_deck(app_client, db):
         ({"limit": "x"}, "limit"),
         ({"platform": "symbian"}, "platform"),
         ({"app_version": "2.x"}, "app_version"),
+        ({"app_version": "\u0661.\u0662"}, "app_version"),  # Arabic-Indic digits, not ASCII ones
     ],
 )
 def test_bad_deck_requests_are_400_naming_the_field(app_client, catalog, body, field):
     response = app_client.post("/api/v1/deck", body, format="json")
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in api_error_fields(response)
     assert not Impression.objects.exists()
 
 
