@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import DatabaseError, connection, transaction
 
 from recsys_experiments.errors import IllegalTransition, InvalidInput, NotFound
+from recsys_experiments.lib.text import unstorable_text_reason
 from recsys_experiments.models import Assignment, AuditAction, Experiment
 
 from .audit import audit_record
@@ -55,6 +56,10 @@ def _message(error: DatabaseError) -> str:
 def assignment_override(
     *, experiment: Experiment, user, variant: str, actor, source: str
 ) -> Assignment:
+    # rec_set_user_variant names an unknown variant itself, but a NUL never reaches it.
+    reason = unstorable_text_reason(variant) if isinstance(variant, str) else "must be a string"
+    if reason:
+        raise InvalidInput({"variant": [reason]})
     before = _assignment_state(experiment, user)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
