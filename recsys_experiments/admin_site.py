@@ -5,10 +5,13 @@ section gains the Assignments and Diagnostics pages beside the registered models
 
 from functools import cache, wraps
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import ValidationError
 from django.db import connection
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 
 from recsys_experiments.db_roles import SERVICE_ROLE, acting_as
@@ -58,6 +61,34 @@ class StorableTextModelAdmin(admin.ModelAdmin):
         if unstorable_text_reason(object_id):
             return None
         return super().get_object(request, object_id, from_field)
+
+    def changelist_view(self, request, extra_context=None):
+        # A changelist POST (an action, or list_editable's save) filters by the posted ids
+        # before any form validates them: a NUL there is a DataError.
+        if request.method == "POST":
+            for name, values in request.POST.lists():
+                for text in (name, *values):
+                    reason = unstorable_text_reason(text)
+                    if reason:
+                        self.message_user(
+                            request, f"Nothing changed: {shown(name)} {reason}.", messages.ERROR
+                        )
+                        return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
+
+    def response_action(self, request, queryset):
+        # Django filters by the selected ids unchecked: one that is no valid primary key
+        # (not a uuid, for a uuid key) raised ValidationError, a server error.
+        to_python = self.opts.pk.to_python
+        try:
+            for selected in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                to_python(selected)
+        except ValidationError:
+            self.message_user(
+                request, "Nothing changed: the selection names no valid item.", messages.ERROR
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
 
 class RecsysAdminSite(admin.AdminSite):

@@ -638,3 +638,39 @@ def test_duplicate_selected_reports_each_failure_and_keeps_the_copies_that_worke
     )
     assert any("Created drafts: quiet_copy" in message for message in shown)
     assert Experiment.objects.filter(key="quiet_copy").exists()
+
+
+@pytest.mark.parametrize("selected", ["\x00", "notauuid", "999999"])
+@pytest.mark.parametrize("action", ["activate_selected", "duplicate_selected", "delete_selected"])
+def test_an_action_on_a_selection_naming_no_valid_id_changes_nothing(admin, action, selected):
+    experiment = ExperimentFactory(key="untouched")
+
+    response = admin.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [selected, experiment.pk], "post": "yes"},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert any("Nothing changed" in message for message in messages_of(response))
+    assert list(Experiment.objects.values_list("key", "status")) == [("untouched", "draft")]
+
+
+@pytest.mark.parametrize("alert", ["\x00", "no_impressions\x00"])
+def test_list_editable_with_a_nul_in_a_posted_id_changes_nothing(admin, alert):
+    from telemetry.models import AlertThreshold
+
+    before = dict(AlertThreshold.objects.values_list("alert", "threshold"))
+    form = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-alert": alert,
+        "form-0-threshold": "0.5",
+        "_save": "Save",
+    }
+
+    response = admin.post("/admin/telemetry/alertthreshold/", form, follow=True)
+
+    assert response.status_code == 200
+    assert any("Nothing changed" in message for message in messages_of(response))
+    assert dict(AlertThreshold.objects.values_list("alert", "threshold")) == before
