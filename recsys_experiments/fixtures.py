@@ -27,7 +27,8 @@ from recsys_experiments.errors import InvalidInput
 from recsys_experiments.lib.experiment_rules import Problems, is_number
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# \Z, not $: $ also matches before a trailing newline.
+NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
 TOP_FIELDS = {"name", "catalog", "segments", "users", "cf_recos"}
 
 
@@ -164,7 +165,7 @@ def validate_fixture(data: dict) -> dict:
             user,
             path,
             "username",
-            lambda v: isinstance(v, str) and re.match(r"^[\w.@+-]{1,150}$", v),
+            lambda v: isinstance(v, str) and re.fullmatch(r"[\w.@+-]{1,150}", v),
             "must be 1-150 letters, digits or @.+-_",
         )
         segment = _require(

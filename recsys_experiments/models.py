@@ -102,7 +102,9 @@ class Experiment(models.Model):
                 condition=models.Q(salt__regex=r"^[!-~]{1,64}$"),
                 name="rec_experiments_salt_ascii_check",
             ),
-            # The JSON-array check is added in SQL (jsonb_typeof), see migration 0002.
+            # The JSON-array check is added in SQL (jsonb_typeof), see migration 0002, and the
+            # bounds of lib/experiment_rules.py (description length, variant and guardrail
+            # counts, namespace name and app version patterns) in migration 0005.
         ]
 
     def __str__(self) -> str:

@@ -9,10 +9,16 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from .errors import InvalidInput, NotFound
+from .lib.experiment_rules import KEY_RE
+from .lib.text import shown, unstorable_text_reason
 from .models import Experiment
 
 
 def experiment_get(key: str) -> Experiment:
+    # A string that is no key (a NUL in it, a trailing newline, 1 MB) names no experiment:
+    # answered without a query, which PostgreSQL would refuse for a NUL.
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+        raise NotFound(f'no experiment with key "{shown(key)}"')
     try:
         return Experiment.objects.get(key=key)
     except Experiment.DoesNotExist:
@@ -36,6 +42,9 @@ def user_find(identifier: str):
     if not identifier:
         # An empty string would otherwise match any user whose email is blank.
         raise InvalidInput({"user": ["required: a uuid, username or email"]})
+    reason = unstorable_text_reason(identifier)
+    if reason:
+        raise InvalidInput({"user": [reason]})
     try:
         return users.get(pk=uuid.UUID(identifier))
     except ValueError:
@@ -46,7 +55,7 @@ def user_find(identifier: str):
         users.filter(username=identifier).first() or users.filter(email__iexact=identifier).first()
     )
     if user is None:
-        raise NotFound(f'no user with id, username or email "{identifier}"')
+        raise NotFound(f'no user with id, username or email "{shown(identifier)}"')
     return user
 
 

@@ -5,28 +5,31 @@ a results page. Every write goes through services/, audited with source "admin".
 from __future__ import annotations
 
 import json
+from functools import wraps
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from recsys_experiments.analysis import experiment_results
-from recsys_experiments.errors import DomainError, IllegalTransition, InvalidInput
+from recsys_experiments.errors import DomainError, IllegalTransition, InvalidInput, NotFound
 from recsys_experiments.lib.experiment_rules import clean_definition
 from recsys_experiments.lib.knobs import KNOBS
 from recsys_experiments.lib.svg_chart import line_chart
+from recsys_experiments.lib.text import MAX_JSON_DEPTH, shown
 from recsys_experiments.models import AuditEntry, Experiment, ExperimentStatus, Platform
 from recsys_experiments.selectors import (
     experiment_assignment_counts,
     experiment_daily_series,
+    experiment_get,
 )
 from recsys_experiments.services.experiments import (
     auto_assignments_count,
@@ -64,6 +67,21 @@ def split_summary(variants: list[dict]) -> str:
 
 class IndentedJSONField(forms.JSONField):
     """One variant per line in the editor, not one long line."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:  # json.loads gives up on deep nesting this way
+            raise ValidationError(
+                f"is nested too deeply: at most {MAX_JSON_DEPTH} levels", code="invalid"
+            ) from None
+
+    def bound_data(self, data, initial):
+        # A form shown again with errors keeps the text as typed: decoding it once more
+        # could fail the same way, and a decoded "\ud800" escape could not even be sent.
+        if self.disabled or data is None:
+            return super().bound_data(data, initial)
+        return forms.fields.InvalidJSONInput(data)
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):
@@ -144,7 +162,8 @@ class ExperimentForm(forms.ModelForm):
         }
         try:
             self.definition = clean_definition(data)
-            if self.instance.pk:
+            # Not `instance.pk`: a new experiment has its uuid from the start.
+            if not self.instance._state.adding:
                 check_edit_allowed(self.instance, self.definition)
         except InvalidInput as error:
             for path_name, reasons in error.errors.items():
@@ -289,19 +308,29 @@ class ExperimentAdmin(admin.ModelAdmin):
     def duplicate_selected(self, request, queryset):
         copies = []
         for experiment in queryset:
-            copy = experiment_duplicate(experiment=experiment, actor=request.user, source=SOURCE)
-            copies.append(copy.key)
-        self.message_user(request, f"Created drafts: {', '.join(copies)}", messages.SUCCESS)
+            try:
+                copy = experiment_duplicate(
+                    experiment=experiment, actor=request.user, source=SOURCE
+                )
+            except DomainError as error:
+                self.message_user(
+                    request, f"{experiment.key} not duplicated: {error.message}", messages.ERROR
+                )
+            else:
+                copies.append(copy.key)
+        if copies:
+            self.message_user(request, f"Created drafts: {', '.join(copies)}", messages.SUCCESS)
 
     # --- per-experiment pages ---------------------------------------------------------------
 
     def get_urls(self):
+        # page: (view, whether it changes the experiment rather than only reads it)
         pages = {
-            "activate": self.activate_view,
-            "end": self.end_view,
-            "duplicate": self.duplicate_view,
-            "rotate-salt": self.rotate_salt_view,
-            "results": self.results_view,
+            "activate": (self.activate_view, True),
+            "end": (self.end_view, True),
+            "duplicate": (self.duplicate_view, False),
+            "rotate-salt": (self.rotate_salt_view, True),
+            "results": (self.results_view, False),
         }
         by_key = [
             path("by-key/<str:key>/", self.admin_site.admin_view(self.by_key_view)),
@@ -310,23 +339,42 @@ class ExperimentAdmin(admin.ModelAdmin):
         custom = by_key + [
             path(
                 f"<path:object_id>/{name}/",
-                self.admin_site.admin_view(view),
+                self.admin_site.admin_view(self._experiment_page(view, change=change)),
                 name=f"experiment_{name.replace('-', '_')}",
             )
-            for name, view in pages.items()
+            for name, (view, change) in pages.items()
         ]
         return custom + super().get_urls()
 
-    def _get_for(self, request, object_id, *, change: bool) -> Experiment:
-        experiment = get_object_or_404(Experiment, pk=object_id)
-        allowed = (
-            self.has_change_permission(request, experiment)
-            if change
-            else self.has_view_or_change_permission(request, experiment)
+    def _experiment_page(self, view, *, change: bool):
+        """The page view for the experiment named by the URL's id, after the permission
+        check; an id naming no experiment (malformed, a NUL in it, or deleted) is answered
+        as Django's change page answers it: back to the list with a message."""
+
+        @wraps(view)
+        def page(request, object_id):
+            experiment = self.get_object(request, unquote(object_id))
+            allowed = (
+                self.has_change_permission(request, experiment)
+                if change
+                else self.has_view_or_change_permission(request, experiment)
+            )
+            if not allowed:
+                raise PermissionDenied
+            if experiment is None:
+                return self._does_not_exist(request, object_id)
+            return view(request, experiment)
+
+        return page
+
+    def _does_not_exist(self, request, object_id) -> HttpResponseRedirect:
+        self.message_user(
+            request,
+            f"Experiment with ID “{shown(unquote(object_id))}” does not exist. "
+            "Perhaps it was deleted?",
+            messages.WARNING,
         )
-        if not allowed:
-            raise PermissionDenied
-        return experiment
+        return HttpResponseRedirect(reverse("admin:recsys_experiments_experiment_changelist"))
 
     def _change_url(self, experiment) -> str:
         return reverse("admin:recsys_experiments_experiment_change", args=[experiment.pk])
@@ -351,7 +399,10 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def by_key_view(self, request, key, page=None):
         """/by-key/<key>/[results|rotate-salt|end]/: bookmarkable pages named by key."""
-        experiment = get_object_or_404(Experiment, key=key)
+        try:
+            experiment = experiment_get(key)
+        except NotFound as error:
+            raise Http404(error.message) from None
         if page is None:
             return HttpResponseRedirect(self._change_url(experiment))
         if page not in {"results", "rotate-salt", "end"}:
@@ -360,15 +411,13 @@ class ExperimentAdmin(admin.ModelAdmin):
             reverse(f"admin:experiment_{page.replace('-', '_')}", args=[experiment.pk])
         )
 
-    def activate_view(self, request, object_id):
+    def activate_view(self, request, experiment):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        experiment = self._get_for(request, object_id, change=True)
         self._run(request, experiment, experiment_activate, f"Activated {experiment.key}.")
         return HttpResponseRedirect(self._change_url(experiment))
 
-    def end_view(self, request, object_id):
-        experiment = self._get_for(request, object_id, change=True)
+    def end_view(self, request, experiment):
         if request.method == "POST":
             self._run(request, experiment, experiment_end, f"Ended {experiment.key}.")
             return HttpResponseRedirect(self._change_url(experiment))
@@ -384,17 +433,15 @@ class ExperimentAdmin(admin.ModelAdmin):
             ),
         )
 
-    def duplicate_view(self, request, object_id):
+    def duplicate_view(self, request, experiment):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        experiment = self._get_for(request, object_id, change=False)
         if not self.has_add_permission(request):
             raise PermissionDenied
         copy = self._run(request, experiment, experiment_duplicate, "Duplicated as a new draft.")
         return HttpResponseRedirect(self._change_url(copy or experiment))
 
-    def rotate_salt_view(self, request, object_id):
-        experiment = self._get_for(request, object_id, change=True)
+    def rotate_salt_view(self, request, experiment):
         if request.method == "POST":
             result = self._run(
                 request,
@@ -420,8 +467,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             ),
         )
 
-    def results_view(self, request, object_id):
-        experiment = self._get_for(request, object_id, change=False)
+    def results_view(self, request, experiment):
         charts, chart_data = [], {}
         for days in (7, 30):
             series = experiment_daily_series(experiment, days=days)
@@ -467,8 +513,20 @@ class ExperimentAdmin(admin.ModelAdmin):
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        experiment = Experiment.objects.filter(pk=object_id).first()
-        extra = extra_context or {}
-        if experiment is not None:
-            extra["auto_assignments"] = auto_assignments_count(experiment)
+        experiment = self.get_object(request, unquote(object_id))
+        if experiment is None:
+            if not self.has_view_or_change_permission(request):
+                raise PermissionDenied
+            return self._does_not_exist(request, object_id)
+        extra = {**(extra_context or {}), "auto_assignments": auto_assignments_count(experiment)}
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as error:
+            # The form checks every rule the services apply, so this is a write that came
+            # in between (another admin took the key, forced a user into a variant being
+            # renamed). The form's own atomic block has rolled the save back.
+            self.message_user(request, f"Not saved: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())

@@ -3,6 +3,11 @@
 Every function takes raw (JSON-decoded) input and returns a cleaned value or records the
 problems under a field path. `clean_definition` collects all problems before raising, so one
 bad request reports every bad field at once.
+
+Every input is bounded (lengths, counts, JSON depth), and a string the database cannot store
+(a NUL, a lone surrogate) is refused with its path, so no definition that passes here can
+make the database fail. The patterns are anchored with \\A and \\Z: `$` would also match
+before a trailing newline ("abc\\n"), which the database CHECK then refuses.
 """
 
 from __future__ import annotations
@@ -18,11 +23,19 @@ from .guardrails import check_guardrail
 from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
 from .knobs import check_config
 from .targeting import APP_VERSION_PATTERN, PLATFORMS, app_version_key
+from .text import json_problems, path_part
 
-KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_]{1,62}$")
-VARIANT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-SALT_RE = re.compile(r"^[!-~]{1,64}$")
-NAMESPACE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+KEY_RE = re.compile(r"\A[a-z0-9][a-z0-9_]{1,62}\Z")
+VARIANT_NAME_RE = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+SALT_RE = re.compile(r"\A[!-~]{1,64}\Z")
+NAMESPACE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_]{0,62}\Z")
+# The database holds the same bounds as CHECK constraints (migration 0005).
+MAX_DESCRIPTION_LENGTH = 2000
+MAX_VARIANTS = 20
+MAX_GUARDRAILS = 20
+# One bad request reports at most this many fields (a body with a million unknown keys
+# gets a short answer, not a million-line one).
+MAX_REPORTED_FIELDS = 50
 VARIANT_FIELDS = {"name", "weight", "config"}
 TARGETING_FIELDS = {"platform", "min_app_version", "max_app_version"}
 NAMESPACE_FIELDS = {"name", "start", "end"}
@@ -34,17 +47,30 @@ DEFINITION_FIELDS = (
 class Problems:
     def __init__(self) -> None:
         self.errors: dict[str, list[str]] = {}
+        self.not_shown = 0
 
     def add(self, field: str, reason: str) -> None:
+        if field not in self.errors and len(self.errors) >= MAX_REPORTED_FIELDS:
+            self.not_shown += 1
+            return
         self.errors.setdefault(field, []).append(reason)
 
     def raise_if_any(self) -> None:
+        if self.not_shown:
+            self.errors.setdefault("body", []).append(
+                f"and {self.not_shown} more problems not listed"
+            )
         if self.errors:
             raise InvalidInput(self.errors)
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def generate_salt() -> str:
@@ -52,7 +78,7 @@ def generate_salt() -> str:
 
 
 def clean_key(value: Any, problems: Problems) -> str | None:
-    if not isinstance(value, str) or not KEY_RE.match(value):
+    if not isinstance(value, str) or not KEY_RE.fullmatch(value):
         problems.add(
             "key",
             "must be 2-63 characters of lower-case letters, digits and underscores, "
@@ -68,13 +94,18 @@ def clean_description(value: Any, problems: Problems) -> str:
     if not isinstance(value, str):
         problems.add("description", "must be a string")
         return ""
+    if len(value) > MAX_DESCRIPTION_LENGTH:
+        problems.add(
+            "description",
+            f"must be at most {MAX_DESCRIPTION_LENGTH} characters (this one has {len(value)})",
+        )
     return value
 
 
 def clean_salt(value: Any, problems: Problems) -> str | None:
     if value is None or value == "":
         return generate_salt()
-    if not isinstance(value, str) or not SALT_RE.match(value):
+    if not isinstance(value, str) or not SALT_RE.fullmatch(value):
         problems.add("salt", "must be 1-64 printable ASCII characters without spaces")
         return None
     return value
@@ -92,8 +123,8 @@ def clean_traffic(value: Any, problems: Problems) -> float | None:
 def clean_variants(value: Any, problems: Problems) -> list[dict] | None:
     """At least two variants with unique names, weights > 0 summing to 1 ± 0.01 (stored
     normalised to 1) and a config object whose keys are ranking knobs (`lib/knobs.py`)."""
-    if not isinstance(value, list) or len(value) < 2:
-        problems.add("variants", "must be a list of at least 2 variants")
+    if not isinstance(value, list) or not 2 <= len(value) <= MAX_VARIANTS:
+        problems.add("variants", f"must be a list of 2 to {MAX_VARIANTS} variants")
         return None
     cleaned, seen, valid = [], set(), True
     for index, variant in enumerate(value):
@@ -103,11 +134,13 @@ def clean_variants(value: Any, problems: Problems) -> list[dict] | None:
             valid = False
             continue
         for unknown in sorted(set(variant) - VARIANT_FIELDS):
-            problems.add(f"{path}.{unknown}", "is not a variant field (name, weight, config)")
+            problems.add(
+                f"{path}.{path_part(unknown)}", "is not a variant field (name, weight, config)"
+            )
             valid = False
         name, weight = variant.get("name"), variant.get("weight")
         config = variant.get("config", {})
-        if not isinstance(name, str) or not VARIANT_NAME_RE.match(name):
+        if not isinstance(name, str) or not VARIANT_NAME_RE.fullmatch(name):
             problems.add(f"{path}.name", "must be 1-64 letters, digits, '_' or '-'")
             valid = False
         elif name in seen:
@@ -123,7 +156,7 @@ def clean_variants(value: Any, problems: Problems) -> list[dict] | None:
             valid = False
         else:
             for field, reason in check_config(config):
-                problems.add(f"{path}.config.{field}", reason)
+                problems.add(f"{path}.config.{path_part(field)}", reason)
                 valid = False
         cleaned.append({"name": name, "weight": weight, "config": config})
     if not valid:
@@ -143,10 +176,12 @@ def clean_namespace(value: Any, problems: Problems) -> dict | None:
         problems.add("namespace", "must be an object {name, start, end} or null")
         return None
     for unknown in sorted(set(value) - NAMESPACE_FIELDS):
-        problems.add(f"namespace.{unknown}", "is not a namespace field (name, start, end)")
+        problems.add(
+            f"namespace.{path_part(unknown)}", "is not a namespace field (name, start, end)"
+        )
     name, start, end = value.get("name"), value.get("start"), value.get("end")
     ok = True
-    if not isinstance(name, str) or not NAMESPACE_NAME_RE.match(name):
+    if not isinstance(name, str) or not NAMESPACE_NAME_RE.fullmatch(name):
         problems.add("namespace.name", "must be 1-63 lower-case letters, digits or underscores")
         ok = False
     for field, bound in (("start", start), ("end", end)):
@@ -168,7 +203,7 @@ def clean_targeting(value: Any, problems: Problems) -> dict:
         )
         return {}
     for unknown in sorted(set(value) - TARGETING_FIELDS):
-        problems.add(f"targeting.{unknown}", "is not a targeting rule")
+        problems.add(f"targeting.{path_part(unknown)}", "is not a targeting rule")
     cleaned = {}
     platform = value.get("platform")
     if platform is not None:
@@ -180,7 +215,7 @@ def clean_targeting(value: Any, problems: Problems) -> dict:
         version = value.get(field)
         if version is None:
             continue
-        if not isinstance(version, str) or not APP_VERSION_PATTERN.match(version):
+        if not isinstance(version, str) or not APP_VERSION_PATTERN.fullmatch(version):
             problems.add(f"targeting.{field}", "must be dotted digits such as 1.4 or 2.10.3")
         else:
             cleaned[field] = version
@@ -193,8 +228,8 @@ def clean_targeting(value: Any, problems: Problems) -> dict:
 def clean_guardrails(value: Any, problems: Problems) -> list[dict]:
     if value is None:
         return []
-    if not isinstance(value, list):
-        problems.add("guardrails", "must be a list of guardrails")
+    if not isinstance(value, list) or len(value) > MAX_GUARDRAILS:
+        problems.add("guardrails", f"must be a list of at most {MAX_GUARDRAILS} guardrails")
         return []
     cleaned = []
     for index, guardrail in enumerate(value):
@@ -210,18 +245,31 @@ def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
     problems = Problems()
     if not isinstance(data, dict):
         raise InvalidInput({"body": ["must be a JSON object"]})
-    for unknown in sorted(set(data) - set(DEFINITION_FIELDS)):
-        problems.add(unknown, "is not an experiment field")
+    for unknown in sorted(set(data) - set(DEFINITION_FIELDS), key=str):
+        problems.add(path_part(unknown), "is not an experiment field")
     merged = {**(partial_of or {}), **data}
+    # A field holding text the database cannot store (or absurdly nested JSON) is reported
+    # by path and not cleaned further: its other reasons would only repeat the problem.
+    unstorable = set()
+    for field in DEFINITION_FIELDS:
+        for path, reason in json_problems(merged.get(field), field):
+            problems.add(path, reason)
+            unstorable.add(field)
     cleaned = {
-        "key": clean_key(merged.get("key"), problems),
-        "description": clean_description(merged.get("description"), problems),
-        "variants": clean_variants(merged.get("variants"), problems),
-        "salt": clean_salt(merged.get("salt"), problems),
-        "traffic": clean_traffic(merged.get("traffic"), problems),
-        "namespace": clean_namespace(merged.get("namespace"), problems),
-        "targeting": clean_targeting(merged.get("targeting"), problems),
-        "guardrails": clean_guardrails(merged.get("guardrails"), problems),
+        field: None if field in unstorable else clean(merged.get(field), problems)
+        for field, clean in CLEANERS.items()
     }
     problems.raise_if_any()
     return cleaned
+
+
+CLEANERS = {
+    "key": clean_key,
+    "description": clean_description,
+    "variants": clean_variants,
+    "salt": clean_salt,
+    "traffic": clean_traffic,
+    "namespace": clean_namespace,
+    "targeting": clean_targeting,
+    "guardrails": clean_guardrails,
+}

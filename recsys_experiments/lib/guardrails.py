@@ -31,6 +31,8 @@ def check_guardrail(guardrail: Any) -> Iterator[tuple[str, str]]:
         yield "", 'must be an object such as {"metric": "like_rate", "max_drop": 0.02}'
         return
     metric = guardrail.get("metric")
+    if not isinstance(metric, str):  # a list or object is not even hashable
+        metric = None
     if metric in RATE_METRICS:
         limits = {"max_drop", "max_rise"}
     elif metric in SHARE_METRICS:

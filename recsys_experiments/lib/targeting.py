@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 PLATFORMS = ("ios", "android", "web")
-APP_VERSION_PATTERN = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}$")
+# [0-9], not \d (which also matches digits such as '٣' that the SQL twin does not read), and
+# anchored with \A ... \Z, so that match, fullmatch and search (DRF's RegexField) all refuse a
+# trailing newline, which `$` lets through.
+APP_VERSION_PATTERN = re.compile(r"\A[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}\Z")
 
 
 def app_version_key(version: str) -> tuple[int, ...]:
@@ -32,7 +35,7 @@ def is_targeted(
         return False
     if min_app_version is None and max_app_version is None:
         return True
-    if request_app_version is None or not APP_VERSION_PATTERN.match(request_app_version):
+    if request_app_version is None or not APP_VERSION_PATTERN.fullmatch(request_app_version):
         return False
     version = app_version_key(request_app_version)
     if min_app_version is not None and version < app_version_key(min_app_version):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import DatabaseError, connection, transaction
 
 from recsys_experiments.errors import IllegalTransition, InvalidInput, NotFound
+from recsys_experiments.lib.text import shown, unstorable_text_reason
 from recsys_experiments.models import Assignment, AuditAction, Experiment
 
 from .audit import audit_record
@@ -48,13 +49,18 @@ def _sqlstate(error: DatabaseError) -> str | None:
 
 def _message(error: DatabaseError) -> str:
     diagnostic = getattr(error.__cause__, "diag", None)
-    return getattr(diagnostic, "message_primary", None) or str(error)
+    # Escaped: the message quotes the caller's variant, which may hold a newline.
+    return shown(getattr(diagnostic, "message_primary", None) or str(error), limit=300)
 
 
 @transaction.atomic
 def assignment_override(
     *, experiment: Experiment, user, variant: str, actor, source: str
 ) -> Assignment:
+    # rec_set_user_variant names an unknown variant itself, but a NUL never reaches it.
+    reason = unstorable_text_reason(variant) if isinstance(variant, str) else "must be a string"
+    if reason:
+        raise InvalidInput({"variant": [reason]})
     before = _assignment_state(experiment, user)
     try:
         with transaction.atomic(), connection.cursor() as cursor:

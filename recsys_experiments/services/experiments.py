@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.contrib.postgres.functions import TransactionNow
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 
 from recsys_experiments.errors import IllegalTransition, InvalidInput
 from recsys_experiments.lib.experiment_rules import (
@@ -79,7 +80,9 @@ def experiment_create(*, data: dict, actor, source: str) -> Experiment:
 def check_edit_allowed(experiment: Experiment, definition: dict) -> set[str]:
     """The fields `definition` changes, or IllegalTransition when the experiment's status
     forbids changing them: ended experiments take description edits only; an active one
-    keeps its key, salt (rotate-salt changes it) and variant names."""
+    keeps its key, salt (rotate-salt changes it) and variant names. InvalidInput when the
+    new variants drop a variant that users are still assigned to (a draft's manual
+    overrides): they would be served a variant that no longer exists."""
     current = experiment_definition(experiment)
     changed = {field for field, value in definition.items() if value != current[field]}
     if experiment.status == ExperimentStatus.ENDED and changed - {"description"}:
@@ -97,7 +100,32 @@ def check_edit_allowed(experiment: Experiment, definition: dict) -> set[str]:
             raise IllegalTransition(
                 "variant names of an active experiment are fixed (weights and config may change)"
             )
+    _check_no_assigned_variant_dropped(experiment, definition["variants"])
     return changed
+
+
+def _check_no_assigned_variant_dropped(experiment: Experiment, variants: list[dict]) -> None:
+    dropped = set(experiment.variant_names) - {variant["name"] for variant in variants}
+    if not dropped:
+        return
+    assigned = (
+        experiment.assignments.filter(variant__in=dropped)
+        .values_list("variant")
+        .annotate(users=Count("*"))
+        .order_by("variant")
+    )
+    if assigned:
+        listed = ", ".join(
+            f'"{name}" ({users} user{"" if users == 1 else "s"})' for name, users in assigned
+        )
+        raise InvalidInput(
+            {
+                "variants": [
+                    f"drops variants that users are still assigned to by manual overrides: "
+                    f"{listed}; reset those overrides first or keep the names"
+                ]
+            }
+        )
 
 
 @transaction.atomic
@@ -198,7 +226,7 @@ def experiment_duplicate(
     *, experiment: Experiment, new_key: str | None = None, actor, source: str
 ) -> Experiment:
     """A new draft with the same definition under a new key and a new salt."""
-    if new_key is not None and (not isinstance(new_key, str) or not KEY_RE.match(new_key)):
+    if new_key is not None and (not isinstance(new_key, str) or not KEY_RE.fullmatch(new_key)):
         raise InvalidInput({"key": ["must be 2-63 lower-case letters, digits and underscores"]})
     copy = Experiment(created_by=actor if getattr(actor, "pk", None) else None)
     definition = {

@@ -220,6 +220,7 @@ def test_empty_catalog_gives_an_empty_deck(app_client, db):
         ({"limit": "x"}, "limit"),
         ({"platform": "symbian"}, "platform"),
         ({"app_version": "2.x"}, "app_version"),
+        ({"app_version": "\u0661.\u0662"}, "app_version"),  # Arabic-Indic digits, not ASCII ones
     ],
 )
 def test_bad_deck_requests_are_400_naming_the_field(app_client, catalog, body, field):

@@ -63,6 +63,8 @@ def test_loading_twice_is_an_idempotent_upsert(db, tmp_path):
             "segments[0].propensities.like",
         ),
         (lambda d: d.update(name="Bad Name"), "name"),
+        (lambda d: d.update(name="media_catalog\n"), "name"),
+        (lambda d: d["users"][0].update(username="viewer\n"), "users[0].username"),
     ],
 )
 def test_a_bad_fixture_names_the_path_and_loads_nothing(db, tmp_path, change, message):

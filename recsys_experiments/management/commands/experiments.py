@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import CommandError
 
+from recsys_experiments.lib.text import shown
 from recsys_experiments.management.base import SOURCE, RecsysCommand
 from recsys_experiments.selectors import experiment_list, experiment_representation
 from recsys_experiments.services.experiments import (
@@ -25,8 +26,10 @@ def parse_variant(text: str) -> dict:
     try:
         weight = float(weight_text)
         config = json.loads(config_text) if config_text else {}
-    except ValueError as error:
-        raise CommandError(f"--variant {text!r}: expected NAME=WEIGHT[:CONFIG_JSON]") from error
+    except (ValueError, RecursionError) as error:  # RecursionError: JSON nested too deeply
+        raise CommandError(
+            f"--variant '{shown(text)}': expected NAME=WEIGHT[:CONFIG_JSON]"
+        ) from error
     return {"name": name, "weight": weight, "config": config}
 
 
@@ -36,7 +39,7 @@ def parse_namespace(text: str) -> dict:
         name, start, end = text.split(":")
         return {"name": name, "start": float(start), "end": float(end)}
     except ValueError as error:
-        raise CommandError(f"--namespace {text!r}: expected NAME:START:END") from error
+        raise CommandError(f"--namespace '{shown(text)}': expected NAME:START:END") from error
 
 
 class Command(RecsysCommand):
@@ -146,7 +149,7 @@ class Command(RecsysCommand):
         if options["variants"]:
             try:
                 variants = json.loads(options["variants"])
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:
                 raise CommandError(f"--variants: not valid JSON ({error})") from error
         else:
             variants = [parse_variant(text) for text in options["variant"]]
@@ -174,7 +177,7 @@ class Command(RecsysCommand):
             return None
         try:
             return json.loads(options[name])
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise CommandError(f"--{name}: not valid JSON ({error})") from error
 
     def handle_activate(self, *, key, json, **options):

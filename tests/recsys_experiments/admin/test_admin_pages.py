@@ -365,3 +365,312 @@ def test_staff_with_no_recsys_permission_gets_403(client, db):
 
     assert client.get(CHANGELIST).status_code == 403
     assert client.get("/admin/recsys/assignments/").status_code == 403
+
+
+# --- hostile input: ids, query strings, forms, actions --------------------------------------
+
+BAD_IDS = ["notanint", "999999", "random-uuid", "ab%00cd", "%00"]
+# (page, method): every page named by an experiment's id in the URL.
+EXPERIMENT_PAGES = [
+    ("change", "get"),
+    ("change", "post"),
+    ("results", "get"),
+    ("end", "get"),
+    ("end", "post"),
+    ("rotate-salt", "get"),
+    ("rotate-salt", "post"),
+    ("activate", "post"),
+    ("duplicate", "post"),
+    ("history", "get"),
+    ("delete", "get"),
+]
+
+
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+@pytest.mark.parametrize(("page", "method"), EXPERIMENT_PAGES)
+def test_an_id_naming_no_experiment_redirects_with_a_message(admin, bad_id, page, method):
+    ExperimentFactory(key="untouched")
+    object_id = str(uuid.uuid4()) if bad_id == "random-uuid" else bad_id
+
+    response = getattr(admin, method)(f"{CHANGELIST}{object_id}/{page}/", follow=True)
+
+    assert response.status_code == 200
+    assert response.redirect_chain and response.redirect_chain[0][1] == 302
+    assert any("exist" in message for message in messages_of(response))
+    assert Experiment.objects.get().status == "draft" and Experiment.objects.count() == 1
+
+
+def test_the_missing_id_is_shown_escaped_in_the_message(admin):
+    response = admin.get(f"{CHANGELIST}ab%00cd/results/", follow=True)
+
+    assert "ID “ab\\x00cd”" in messages_of(response)[0]
+    assert "\x00" not in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["by-key/a%00b/", "by-key/live%0A/results/", "by-key/nope/"])
+def test_by_key_pages_for_a_key_no_experiment_can_have_are_404(admin, path):
+    ActiveExperimentFactory(key="live")
+
+    assert admin.get(CHANGELIST + path).status_code == 404
+
+
+CHANGELISTS = [
+    CHANGELIST,
+    "/admin/recsys_experiments/auditentry/",
+    "/admin/accounts/user/",
+    "/admin/auth/group/",
+    "/admin/telemetry/alertthreshold/",
+    "/admin/deck/mediaitem/",
+]
+JUNK_QUERIES = [
+    "q=%00",
+    "q=a%00b",
+    "q=%ED%A0%80",
+    "status=%00",
+    "status__exact=%00",
+    "status__exact=bogus",
+    "action__exact=%00",
+    "source=%00",
+    "is_staff__exact=%00",
+    "groups__id__exact=%00",
+    "key=%00",
+    "o=bogus",
+    "o=%00",
+    "o=99",
+    "p=%00",
+    "p=99999",
+    "all=%00",
+    "%00=1",
+    "updated_at__gte=%00",
+]
+
+
+@pytest.mark.parametrize("query", JUNK_QUERIES)
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+def test_changelists_answer_junk_query_strings_without_a_server_error(admin, changelist, query):
+    AuditEntry.objects.create(experiment_key="k", action="create", source="t")
+    ExperimentFactory()
+
+    response = admin.get(f"{changelist}?{query}")
+
+    # The page, Django's "?e=1" redirect for bad filters, or 400 for a disallowed lookup.
+    assert response.status_code in (200, 302, 400)
+    if response.status_code == 302:
+        assert response["Location"].endswith("?e=1")
+        assert admin.get(response["Location"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query", ["status=%00", "status__exact=a%00b", "q=%00", "o=1&status=draft%00"]
+)
+def test_a_nul_in_a_changelist_filter_is_a_bad_filter(admin, query):
+    response = admin.get(f"{CHANGELIST}?{query}")
+
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+def test_a_filter_for_a_text_field_still_works(admin):
+    ExperimentFactory(key="a_draft")
+    ActiveExperimentFactory(key="a_live")
+
+    page = admin.get(CHANGELIST + "?status=active").content.decode()
+
+    assert "a_live" in page and "a_draft" not in page
+
+
+def test_autocomplete_with_a_nul_in_the_term_finds_nobody(admin):
+    UserFactory(username="someone")
+    query = "app_label=recsys_experiments&model_name=experiment&field_name=created_by"
+
+    found = admin.get(f"/admin/autocomplete/?term=some&{query}")
+    nul = admin.get(f"/admin/autocomplete/?term=%00&{query}")
+
+    assert [row["text"] for row in found.json()["results"]] == ["someone"]
+    assert nul.status_code == 200 and nul.json()["results"] == []
+
+
+@pytest.mark.parametrize("q", ["%00", "a%00b", "%ED%A0%80", "x" * 5000])
+def test_the_assignments_lookup_answers_junk_with_a_message(admin, q):
+    response = admin.get(f"/admin/recsys/assignments/?q={q}")
+
+    assert response.status_code == 200
+    assert response.context["error"] and response.context["state"] is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"user_id": "a\x00"}, {"experiment_key": "live\x00"}, {"variant": "control\x00"}],
+)
+def test_forcing_a_variant_with_junk_fields_is_refused_with_a_message(admin, overrides):
+    ActiveExperimentFactory(key="live")
+    user = UserFactory()
+    form = {"user_id": user.pk, "experiment_key": "live", "variant": "control", "action": "force"}
+
+    response = admin.post("/admin/recsys/assignments/", {**form, **overrides}, follow=True)
+
+    assert response.status_code == 200
+    assert messages_of(response) and not Assignment.objects.exists()
+
+
+def nested_variants(levels):
+    config = {}
+    for _ in range(levels - 1):
+        config = {"x": config}
+    return json.dumps(
+        [{"name": "a", "weight": 0.5, "config": config}, {"name": "b", "weight": 0.5}]
+    )
+
+
+def deep_json_text(levels):
+    return "[" * levels + "]" * levels
+
+
+HOSTILE_FORMS = [
+    ({"key": "blend\x00v3"}, "key"),
+    ({"description": "more\x00cf"}, "description"),
+    ({"description": "x" * 1_000_000}, "description"),
+    ({"variants": deep_json_text(100_000)}, "variants"),
+    ({"variants": nested_variants(100)}, "variants"),
+    (
+        {"variants": '[{"name": "\\ud800", "weight": 0.5}, {"name": "b", "weight": 0.5}]'},
+        "variants",
+    ),
+    (
+        {
+            "variants": '[{"name": "a", "weight": 0.5, "config": {"\\u0000": 1}}, {"name": "b", '
+            '"weight": 0.5}]'
+        },
+        "variants",
+    ),
+    ({"guardrails": '[{"metric": "\\ud800", "max_drop": 0.1}]'}, "guardrails"),
+    ({"guardrails": deep_json_text(5000)}, "guardrails"),
+    ({"namespace_name": "ns\x00", "namespace_start": "0", "namespace_end": "1"}, "namespace_name"),
+    ({"min_app_version": "\u0661.\u0662"}, "min_app_version"),
+    ({"traffic": "1e400"}, "traffic"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field"), HOSTILE_FORMS)
+def test_hostile_add_forms_show_the_error_beside_the_field(admin, overrides, field):
+    response = admin.post(CHANGELIST + "add/", form_data(**overrides))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors.get(field)
+    assert not Experiment.objects.exists()
+
+
+@pytest.mark.parametrize(("overrides", "field"), HOSTILE_FORMS)
+def test_hostile_change_forms_show_the_error_and_change_nothing(admin, overrides, field):
+    experiment = ExperimentFactory(key="blend_v3", description="before")
+
+    response = admin.post(
+        url("recsys_experiments_experiment_change", experiment), form_data(**overrides)
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors.get(field)
+    experiment.refresh_from_db()
+    assert experiment.description == "before"
+
+
+def test_a_too_long_description_says_the_limit(admin):
+    response = admin.post(CHANGELIST + "add/", form_data(description="x" * 5000))
+
+    [error] = response.context["adminform"].form.errors["description"]
+    assert "at most 2000 characters" in error
+
+
+def test_renaming_a_drafts_overridden_variant_in_the_form_is_refused(admin):
+    draft = ExperimentFactory(key="blend_v3")
+    assignment_override(
+        experiment=draft, user=UserFactory(), variant="treatment", actor=None, source="t"
+    )
+    renamed = [{"name": "control", "weight": 0.5}, {"name": "bold", "weight": 0.5}]
+
+    response = admin.post(
+        url("recsys_experiments_experiment_change", draft), form_data(variants=json.dumps(renamed))
+    )
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["variants"]
+    assert '"treatment" (1 user)' in error
+    draft.refresh_from_db()
+    assert draft.variant_names == ["control", "treatment"]
+
+
+def test_a_domain_error_at_save_time_is_a_message_not_a_server_error(admin, monkeypatch):
+    """A write that came in between the form's checks and the save (another admin took the
+    key, forced a user into a variant being dropped) surfaces as a message."""
+    from recsys_experiments.admin import experiments as experiments_admin
+    from recsys_experiments.errors import InvalidInput
+
+    def taken(**kwargs):
+        raise InvalidInput({"key": ['"blend_v3" is already taken']})
+
+    monkeypatch.setattr(experiments_admin, "experiment_create", taken)
+
+    response = admin.post(CHANGELIST + "add/", form_data(), follow=True)
+
+    assert response.status_code == 200
+    assert any(
+        "Not saved" in message and "already taken" in message for message in messages_of(response)
+    )
+    assert not Experiment.objects.exists()
+
+
+def test_duplicate_selected_reports_each_failure_and_keeps_the_copies_that_worked(admin):
+    full = ExperimentFactory(key="popular")
+    Experiment.objects.bulk_create(
+        ExperimentFactory.build(key=f"popular_copy{'' if n == 1 else n}") for n in range(1, 1000)
+    )
+    fine = ExperimentFactory(key="quiet")
+
+    response = admin.post(
+        CHANGELIST,
+        {"action": "duplicate_selected", "_selected_action": [full.pk, fine.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    shown = messages_of(response)
+    assert any(
+        "popular not duplicated" in message and "no free copy key" in message for message in shown
+    )
+    assert any("Created drafts: quiet_copy" in message for message in shown)
+    assert Experiment.objects.filter(key="quiet_copy").exists()
+
+
+@pytest.mark.parametrize("selected", ["\x00", "notauuid", "999999"])
+@pytest.mark.parametrize("action", ["activate_selected", "duplicate_selected", "delete_selected"])
+def test_an_action_on_a_selection_naming_no_valid_id_changes_nothing(admin, action, selected):
+    experiment = ExperimentFactory(key="untouched")
+
+    response = admin.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [selected, experiment.pk], "post": "yes"},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert any("Nothing changed" in message for message in messages_of(response))
+    assert list(Experiment.objects.values_list("key", "status")) == [("untouched", "draft")]
+
+
+@pytest.mark.parametrize("alert", ["\x00", "no_impressions\x00"])
+def test_list_editable_with_a_nul_in_a_posted_id_changes_nothing(admin, alert):
+    from telemetry.models import AlertThreshold
+
+    before = dict(AlertThreshold.objects.values_list("alert", "threshold"))
+    form = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-0-alert": alert,
+        "form-0-threshold": "0.5",
+        "_save": "Save",
+    }
+
+    response = admin.post("/admin/telemetry/alertthreshold/", form, follow=True)
+
+    assert response.status_code == 200
+    assert any("Nothing changed" in message for message in messages_of(response))
+    assert dict(AlertThreshold.objects.values_list("alert", "threshold")) == before

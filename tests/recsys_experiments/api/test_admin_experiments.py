@@ -1,5 +1,7 @@
 """The admin experiment API: /api/v1/admin/experiments[...]."""
 
+import json
+
 import pytest
 
 from recsys_experiments.models import (
@@ -642,3 +644,97 @@ def test_rotate_salt_of_an_ended_experiment_is_409(admin_client):
 
     assert response.status_code == 409
     assert Experiment.objects.get(key="ranking_v2").salt == "final"
+
+
+# --- hostile input: bounds, text the database cannot store, renames ---------------------------
+
+
+def raw_body(**overrides) -> str:
+    """A JSON body as text, so that escapes such as \\ud800 reach the parser as sent."""
+    return json.dumps(body(**overrides))
+
+
+def nested_config(levels):
+    config = {}
+    for _ in range(levels - 1):
+        config = {"x": config}
+    return config
+
+
+HOSTILE_BODIES = [
+    ({"description": "x" * 1_000_000}, "description"),
+    ({"description": "a\x00b"}, "description"),
+    ({"description": "\ud800"}, "description"),
+    ({"key": "abc\n"}, "key"),
+    ({"key": "ab\x00c"}, "key"),
+    ({"salt": "s\x00lt"}, "salt"),
+    ({"variants": [*variants(0.5), {"name": "tr\ud800", "weight": 0.5}]}, "variants[1].name"),
+    (
+        {"variants": [{"name": "c", "weight": 0.5, "config": {"foo": "\x00"}}, *variants(0.5)]},
+        "variants[0].config.foo",
+    ),
+    (
+        {"variants": [{"name": "c", "weight": 0.5, "config": nested_config(60)}, *variants(0.5)]},
+        "variants[0].config" + ".x" * 30,
+    ),
+    ({"variants": variants(*[1 / 21] * 21, names=[f"v{i}" for i in range(21)])}, "variants"),
+    ({"namespace": {"name": "home\x00", "start": 0, "end": 0.5}}, "namespace.name"),
+    ({"targeting": {"max_app_version": "\u0661.\u0662"}}, "targeting.max_app_version"),
+    ({"targeting": {"platform": "\ud800"}}, "targeting.platform"),
+    ({"guardrails": [{"metric": "like_rate\x00", "max_drop": 0.1}]}, "guardrails[0].metric"),
+    ({"guardrails": [{"metric": "like_rate", "max_drop": 0.1}] * 21}, "guardrails"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "bad_field"), HOSTILE_BODIES)
+def test_hostile_create_is_400_naming_the_path(admin_client, overrides, bad_field):
+    response = admin_client.post(BASE, raw_body(**overrides), content_type="application/json")
+
+    assert response.status_code == 400
+    assert bad_field in api_error_fields(response)
+    assert not Experiment.objects.exists()
+
+
+@pytest.mark.parametrize(("overrides", "bad_field"), HOSTILE_BODIES)
+def test_hostile_patch_is_400_naming_the_path_and_changes_nothing(
+    admin_client, overrides, bad_field
+):
+    experiment = ExperimentFactory(key="ranking_v2", description="before")
+
+    response = admin_client.patch(
+        f"{BASE}/ranking_v2", json.dumps(overrides), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert bad_field in api_error_fields(response)
+    experiment.refresh_from_db()
+    assert (experiment.key, experiment.description) == ("ranking_v2", "before")
+
+
+@pytest.mark.parametrize("key", ["a%00b", "ranking_v2%0A", "x" * 5000, "%ED%A0%80"])
+def test_a_key_in_the_url_that_no_experiment_can_have_is_a_json_4xx(admin_client, key):
+    ExperimentFactory(key="ranking_v2")
+
+    for method, url in [("get", f"{BASE}/{key}"), ("post", f"{BASE}/{key}/activate")]:
+        response = getattr(admin_client, method)(url)
+
+        assert response.status_code in (400, 404)
+        assert response["Content-Type"].startswith("application/json")
+
+
+def test_renaming_a_drafts_overridden_variants_is_400_naming_variants(admin_client, user):
+    experiment = ExperimentFactory(key="ranking_v2")
+    Assignment.objects.create(
+        experiment=experiment, user=user, variant="treatment", assignment_mode="manual"
+    )
+
+    response = admin_client.put(
+        f"{BASE}/ranking_v2",
+        body(variants=variants(0.5, 0.5, names=("control", "bold"))),
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert '"treatment" (1 user)' in api_error_fields(response)["variants"][0]
+    experiment.refresh_from_db()
+    assert experiment.variant_names == ["control", "treatment"]

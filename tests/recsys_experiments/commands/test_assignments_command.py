@@ -146,6 +146,22 @@ def test_set_in_an_unknown_experiment_or_for_an_unknown_user_is_a_command_error(
     assert not Assignment.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("set", "ranking_v2", "alice", "pur\nple"), 'has no variant "pur\\nple"'),
+        (("set", "ranking_v2", "alice", "con\x00trol"), "variant: contains a NUL"),
+        (("set", "ranking_v2", "al\x00ice", "control"), "user: contains a NUL"),
+        (("set", "ranking\x00v2", "alice", "control"), "no experiment with key"),
+        (("show", "\x00"), "user: contains a NUL"),
+        (("reset", "ranking_v2\n", "alice", "--yes"), "no experiment with key"),
+    ],
+)
+def test_junk_arguments_are_one_line_command_errors(subject, experiment, args, expected):
+    assert expected in fails(*args)
+    assert not Assignment.objects.exists()
+
+
 # --- reset -----------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from tests.helpers import REPRESENTATION_FIELDS, assign, command_fails, command_
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TWO_VARIANTS = ["--variant", "control=0.5", "--variant", "treatment=0.5"]
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
 
 
 # --- list and show ---------------------------------------------------------------------------
@@ -185,6 +186,47 @@ def test_create_takes_config_salt_traffic_namespace_and_targeting(db):
         ),
         (["--key", "ranking_v2", *TWO_VARIANTS, "--namespace", "home:0.5"], "--namespace"),
         (["--key", "ranking_v2", *TWO_VARIANTS, "--traffic", "2"], "traffic: must be"),
+        # hostile input: still one line naming the field
+        (["--key", "ranking_v2\n", *TWO_VARIANTS], "key: must be"),
+        (["--key", "ranking\x00v2", *TWO_VARIANTS], "key: contains a NUL"),
+        (
+            ["--key", "ranking_v2", "--description", "x" * 1_000_000, *TWO_VARIANTS],
+            "description: must be at most 2000 characters",
+        ),
+        (
+            ["--key", "ranking_v2", "--description", "a\nb\x00", *TWO_VARIANTS],
+            "description: contains a NUL",
+        ),
+        (["--key", "ranking_v2", "--variants", DEEP_JSON], "--variants: not valid JSON"),
+        (
+            ["--key", "ranking_v2", "--variant", f"control=0.5:{DEEP_JSON}", "--variant", "b=0.5"],
+            "--variant 'control=0.5:[[[",
+        ),
+        (["--key", "ranking_v2", *TWO_VARIANTS, "--guardrails", DEEP_JSON], "--guardrails"),
+        (
+            ["--key", "ranking_v2", "--variant", "con\ntrol=0.5", "--variant", "b=0.5"],
+            "variants[0].name: must be",
+        ),
+        (
+            [
+                "--key",
+                "ranking_v2",
+                "--variant",
+                'control=0.5:{"x\\u0000": 1}',
+                "--variant",
+                "b=0.5",
+            ],
+            "variants[0].config: has a key that contains a NUL",
+        ),
+        (
+            ["--key", "ranking_v2", *TWO_VARIANTS, "--min-app-version", "\u0661.\u0662"],
+            "targeting.min_app_version: must be",
+        ),
+        (["--key", "ranking_v2", *TWO_VARIANTS, "--salt", "s\x00lt"], "salt: contains a NUL"),
+        (
+            ["--key", "ranking_v2", *TWO_VARIANTS, "--namespace", "ns\x00:0:0.5"],
+            "namespace.name: contains a NUL",
+        ),
     ],
 )
 def test_create_with_bad_input_is_a_one_line_command_error_and_creates_nothing(db, args, expected):
@@ -431,3 +473,14 @@ def run(*args) -> str:
 
 def fails(*args) -> str:
     return command_fails("experiments", *args)
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "ranking_v2\n", "x" * 100_000])
+@pytest.mark.parametrize("action", ["show", "activate", "duplicate"])
+def test_a_key_no_experiment_can_have_is_a_one_line_not_found(db, action, key):
+    ExperimentFactory(key="ranking_v2")
+
+    message = fails(action, key)
+
+    assert message.startswith("no experiment with key") and len(message) < 200
+    assert Experiment.objects.count() == 1

@@ -101,3 +101,110 @@ def test_variant_rules(variants, field):
 def test_version_bounds_must_be_ordered():
     errors = errors_of(definition(targeting={"min_app_version": "2.0", "max_app_version": "1.10"}))
     assert "targeting" in errors
+
+
+# --- bounds and text the database cannot store --------------------------------------------------
+
+
+def variants_with(index=0, **fields):
+    variants = [
+        {"name": "control", "weight": 0.5, "config": {}},
+        {"name": "treatment", "weight": 0.5, "config": {}},
+    ]
+    variants[index] = {**variants[index], **fields}
+    return variants
+
+
+def deep(levels):
+    value = {}
+    for _ in range(levels - 1):
+        value = {"x": value}
+    return value
+
+
+BAD_DEFINITIONS = [
+    # the key, salt, names and versions: a trailing newline passes `$`, not `\Z`
+    ({"key": "abc\n"}, "key"),
+    ({"key": "abc\x00"}, "key"),
+    ({"key": "abc\ud800"}, "key"),
+    ({"key": "k" * 64}, "key"),
+    ({"salt": "salt\n"}, "salt"),
+    ({"salt": "s\x00lt"}, "salt"),
+    ({"variants": variants_with(name="control\n")}, "variants[0].name"),
+    ({"variants": variants_with(1, name="tr\ud800")}, "variants[1].name"),
+    ({"namespace": {"name": "ns\n", "start": 0, "end": 0.5}}, "namespace.name"),
+    ({"namespace": {"name": "n\x00s", "start": 0, "end": 0.5}}, "namespace.name"),
+    ({"targeting": {"min_app_version": "1.2\n"}}, "targeting.min_app_version"),
+    ({"targeting": {"max_app_version": "\u0661.\u0662"}}, "targeting.max_app_version"),
+    ({"targeting": {"platform": "ios\x00"}}, "targeting.platform"),
+    # the description
+    ({"description": "x" * 2001}, "description"),
+    ({"description": "x" * 1_000_000}, "description"),
+    ({"description": "a\x00b"}, "description"),
+    ({"description": "\ud800"}, "description"),
+    # configs: every string, keys included, recursively
+    ({"variants": variants_with(config={"foo": "\x00"})}, "variants[0].config.foo"),
+    ({"variants": variants_with(1, config={"foo": ["ok", "\ud800"]})}, "variants[1].config.foo[1]"),
+    ({"variants": variants_with(config={"a\x00": 1})}, "variants[0].config"),
+    ({"variants": variants_with(config=deep(100))}, "variants[0].config" + ".x" * 30),
+    ({"variants": variants_with(config={f"k{i}": i for i in range(20_000)})}, "variants"),
+    ({"variants": variants_with(colour="\x00")}, "variants[0].colour"),
+    # counts
+    (
+        {"variants": [{"name": f"v{i}", "weight": 1 / 21, "config": {}} for i in range(21)]},
+        "variants",
+    ),
+    ({"guardrails": [{"metric": "like_rate", "max_drop": 0.1}] * 21}, "guardrails"),
+    ({"guardrails": [{"metric": "like\x00rate", "max_drop": 0.1}]}, "guardrails[0].metric"),
+    ({"guardrails": [{"metric": ["like_rate"], "max_drop": 0.1}]}, "guardrails[0].metric"),
+    # numbers no float can hold
+    ({"traffic": 10**400}, "traffic"),
+    ({"variants": variants_with(weight=10**400)}, "variants[0].weight"),
+    # unknown fields are named, escaped, in a bounded answer
+    ({"a\x00b": 1}, "a\\x00b"),
+    ({f"unknown_{i}": 1 for i in range(500)}, "body"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field"), BAD_DEFINITIONS)
+def test_bad_input_is_refused_naming_its_path(overrides, field):
+    errors = errors_of(definition(**overrides))
+
+    assert field in errors
+    assert len(errors) <= 51
+    assert all(len(reason) < 300 for reasons in errors.values() for reason in reasons)
+
+
+def test_a_refused_long_description_says_the_limit_and_its_length():
+    [reason] = errors_of(definition(description="x" * 1_000_000))["description"]
+
+    assert "at most 2000 characters" in reason and "1000000" in reason
+
+
+def test_unstorable_text_is_named_for_what_it_is():
+    errors = errors_of(
+        definition(
+            description="\x00",
+            variants=variants_with(config={"foo": "\ud800"}),
+        )
+    )
+
+    assert errors["description"] == ["contains a NUL character (\\u0000), which cannot be stored"]
+    assert errors["variants[0].config.foo"] == [
+        "contains a lone surrogate (such as \\ud800), which is not valid Unicode"
+    ]
+
+
+def test_the_bounds_themselves_are_accepted():
+    cleaned = clean_definition(
+        definition(
+            key="k" * 63,
+            description="é" * 2000,
+            salt="s" * 64,
+            variants=[{"name": f"v{i}", "weight": 0.05, "config": {}} for i in range(20)],
+            guardrails=[{"metric": "like_rate", "max_drop": 0.1}] * 20,
+            targeting={"min_app_version": "1.2.3.4", "max_app_version": "999999999"},
+        )
+    )
+
+    assert len(cleaned["description"]) == 2000 and len(cleaned["variants"]) == 20

@@ -2,6 +2,7 @@ import pytest
 
 from recsys_experiments.errors import IllegalTransition, InvalidInput
 from recsys_experiments.models import AuditEntry, Experiment
+from recsys_experiments.services.assignments import assignment_override, assignment_reset
 from recsys_experiments.services.experiments import (
     experiment_activate,
     experiment_create,
@@ -10,7 +11,8 @@ from recsys_experiments.services.experiments import (
     experiment_rotate_salt,
     experiment_update,
 )
-from tests.factories.experiments import two_variants
+from tests.factories.experiments import ExperimentFactory, two_variants
+from tests.factories.users import UserFactory
 
 
 def create(actor=None, **overrides):
@@ -150,3 +152,85 @@ def test_an_experiment_is_live_in_the_transaction_that_activates_it(db, user):
     with connection.cursor() as cursor:
         cursor.execute("select rec_assign_variant(%s, %s)", [experiment.key, user.pk])
         assert cursor.fetchone()[0] in {"control", "treatment"}
+
+
+# --- renaming a draft's variants while users are forced into them ------------------------------
+
+
+def force(experiment, variant, users):
+    for user in users:
+        assignment_override(
+            experiment=experiment, user=user, variant=variant, actor=None, source="test"
+        )
+
+
+def renamed(*names):
+    return [{"name": name, "weight": 1 / len(names), "config": {}} for name in names]
+
+
+def test_a_rename_dropping_overridden_variants_is_refused_naming_them_and_their_users(db):
+    experiment = create()
+    force(experiment, "control", UserFactory.create_batch(2))
+    force(experiment, "treatment", [UserFactory()])
+
+    with pytest.raises(InvalidInput) as raised:
+        experiment_update(
+            experiment=experiment,
+            data={"variants": renamed("a", "b")},
+            partial=True,
+            actor=None,
+            source="test",
+        )
+
+    [reason] = raised.value.errors["variants"]
+    assert '"control" (2 users)' in reason and '"treatment" (1 user)' in reason
+    assert Experiment.objects.get(pk=experiment.pk).variant_names == ["control", "treatment"]
+    assert not AuditEntry.objects.filter(action="update").exists()
+
+
+def test_a_rename_keeping_every_overridden_variant_is_allowed(db):
+    experiment = create()
+    force(experiment, "control", [UserFactory()])
+
+    experiment = experiment_update(
+        experiment=experiment,
+        data={"variants": renamed("control", "bold", "quiet")},
+        partial=True,
+        actor=None,
+        source="test",
+    )
+
+    assert experiment.variant_names == ["control", "bold", "quiet"]
+    assert list(experiment.assignments.values_list("variant", flat=True)) == ["control"]
+
+
+def test_after_a_reset_the_variant_can_go(db):
+    experiment = create()
+    user = UserFactory()
+    force(experiment, "treatment", [user])
+    assignment_reset(experiment=experiment, user=user, actor=None, source="test")
+
+    experiment = experiment_update(
+        experiment=experiment,
+        data={"variants": renamed("control", "bold")},
+        partial=True,
+        actor=None,
+        source="test",
+    )
+
+    assert experiment.variant_names == ["control", "bold"]
+
+
+# --- duplicate ---------------------------------------------------------------------------------
+
+
+def test_duplicate_without_a_free_copy_key_is_invalid_input(db):
+    original = create(key="popular")
+    Experiment.objects.bulk_create(
+        ExperimentFactory.build(key=f"popular_copy{'' if n == 1 else n}") for n in range(1, 1000)
+    )
+
+    with pytest.raises(InvalidInput) as raised:
+        experiment_duplicate(experiment=original, actor=None, source="test")
+
+    assert "key" in raised.value.errors
