@@ -65,6 +65,8 @@ def test_api_503_while_the_database_is_down_and_the_same_workers_recover(tmp_pat
         "SECRET_KEY": "faults-test",
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
+        # Production-like, but served over plain http on loopback.
+        "SECURE_SSL_REDIRECT": "false",
     }
     try:
         with gunicorn(tmp_path / "gunicorn.log", env=env, workers=1) as base_url:

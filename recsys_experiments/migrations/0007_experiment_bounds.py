@@ -30,7 +30,7 @@ BOUNDS = {
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("recsys_experiments", "0004_experiment_guardrails"),
+        ("recsys_experiments", "0006_assignment_v3"),
     ]
 
     operations = [
