@@ -133,8 +133,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# The largest API request body (a full outcome batch is about 150 kB); larger ones get a 413.
-API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1_000_000)
+# The largest API request body (a full outcome batch is about 150 kB; an experiment with a
+# megabyte of description still gets its 400 naming the field); larger ones get a 413.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2_000_000)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -25,6 +25,8 @@ class OutcomesApi(EndUserApi):
     accepted ones are stored even when others in the batch are rejected."""
 
     throttle_classes = (OutcomesThrottle,)
+    # The parser leaves the items' text to the view, which rejects a bad item on its own.
+    items_judged_alone = "outcomes"
 
     # Items are deliberately untyped in the schema: the server answers 200 for any item and
     # rejects a bad one on its own, so the schema must not call such an item forbidden.

@@ -50,7 +50,7 @@ class ExperimentListCreateApi(AdminExperimentApi):
     )
     def get(self, request):
         status_filter = request.query_params.get("status")
-        if status_filter and status_filter not in ExperimentStatus.values:
+        if status_filter is not None and status_filter not in ExperimentStatus.values:
             raise InvalidInput({"status": [f"must be one of {', '.join(ExperimentStatus.values)}"]})
         return Response(
             [

@@ -1,7 +1,8 @@
 """Answers the requests that never reach a view in good order, before and after Django:
 
-- a NUL byte in the path or the query string: 400 naming the parameter (PostgreSQL text cannot
-  hold one, and no identifier of ours contains one);
+- under /api/, a NUL byte in the path or the query string: 400 naming the parameter
+  (PostgreSQL text cannot hold one, and no identifier of ours contains one; the admin handles
+  its own, see admin_site.StorableTextModelAdmin);
 - an API body larger than settings.API_MAX_BODY_BYTES (by its Content-Length): 413;
 - the database unreachable, including before the view runs (ATOMIC_REQUESTS opens the
   connection first): 503 with Retry-After, and a plain "database unavailable" page in the admin;
@@ -56,7 +57,7 @@ class RequestGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        nul_in = _nul_parameter(request)
+        nul_in = _nul_parameter(request) if is_api(request) else None
         if nul_in:
             return error_response(request, 400, "must not contain a NUL byte (\\x00)", nul_in)
         if is_api(request) and _content_length(request) > settings.API_MAX_BODY_BYTES:

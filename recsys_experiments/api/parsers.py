@@ -1,5 +1,5 @@
 """The API's only request parser: JSON, refused with a 400 or 413 naming the problem when it
-is larger, deeper or stranger than any client of ours sends."""
+is larger, deeper or stranger than any client of ours sends, before any view sees it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
-MAX_DEPTH = 32
+from recsys_experiments.lib.text import json_problems, path_part, unstorable_text_reason
 
 
 class PayloadTooLarge(APIException):
@@ -22,34 +22,28 @@ def _constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def first_body_problem(data, max_depth: int = MAX_DEPTH) -> tuple[str, str] | None:
-    """(path, reason) of the first place a parsed JSON document is too deep or holds a lone
-    surrogate, which no UTF-8 text (and so no database column) can carry; None when clean."""
-    stack = [(data, "body", 0)]
-    while stack:
-        value, path, depth = stack.pop()
-        if depth > max_depth:
-            return "body", f"nested more than {max_depth} levels deep"
-        if isinstance(value, str):
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                return path, "contains a lone surrogate (\\ud800-\\udfff): not valid Unicode text"
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                child = f"{path}.{key}" if path != "body" else str(key)
-                stack.append((key, child, depth + 1))
-                stack.append((item, child, depth + 1))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                child = f"{path}[{index}]" if path != "body" else f"body[{index}]"
-                stack.append((item, child, depth + 1))
-    return None
+def body_problems(data, items_judged_alone: str | None = None) -> dict[str, list[str]]:
+    """{field path: [reasons]} for text no database column can hold (a NUL, a lone surrogate)
+    and for nesting or size beyond lib.text's bounds, anywhere in the body except the items
+    of the batch field `items_judged_alone`, whose items the view judges one by one."""
+    fields = data.items() if isinstance(data, dict) else [("body", data)]
+    problems: dict[str, list[str]] = {}
+    for name, value in fields:
+        if unstorable_text_reason(name):
+            problems.setdefault("body", []).append(
+                "has a key that cannot be stored (a NUL or a lone surrogate)"
+            )
+            continue
+        if name == items_judged_alone and isinstance(value, list):
+            continue
+        for path, reason in json_problems(value, path_part(name)):
+            problems.setdefault(path, []).append(reason)
+    return problems
 
 
 class StrictJSONParser(JSONParser):
-    """JSON with a size limit (settings.API_MAX_BODY_BYTES: 413), a depth limit and valid
-    Unicode text (400 naming the path), and no NaN/Infinity."""
+    """JSON with a size limit (settings.API_MAX_BODY_BYTES: 413), bounded nesting and only
+    text the database can store (400 naming the path), and no NaN/Infinity."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.API_MAX_BODY_BYTES
@@ -59,11 +53,12 @@ class StrictJSONParser(JSONParser):
         try:
             data = json.loads(raw, parse_constant=_constant)
         except RecursionError as error:
-            raise ParseError(f"body: nested more than {MAX_DEPTH} levels deep") from error
+            # Far deeper than lib.text.MAX_JSON_DEPTH, which names the field when it can.
+            raise ParseError("body: nested too deeply") from error
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise ParseError(f"body: not valid JSON ({error})") from error
-        problem = first_body_problem(data)
-        if problem:
-            path, reason = problem
-            raise ParseError({path: [reason]})
+        view = (parser_context or {}).get("view")
+        problems = body_problems(data, getattr(view, "items_judged_alone", None))
+        if problems:
+            raise ParseError(problems)
         return data

