@@ -42,6 +42,20 @@ def _content_length(request) -> int:
         return 0
 
 
+# Bytes of an oversized body read and thrown away before the 413, so that a client still
+# sending gets the answer instead of a broken pipe; beyond this the connection just closes.
+MAX_DISCARDED_BYTES = 64 * 1024 * 1024
+
+
+def _discard_body(request) -> None:
+    remaining = MAX_DISCARDED_BYTES
+    while remaining > 0:
+        chunk = request.read(min(remaining, 1 << 16))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
 def error_response(request, status: int, detail: str, field: str | None = None):
     """The API's JSON error for /api/ paths, a short plain page elsewhere."""
     if is_api(request):
@@ -61,6 +75,7 @@ class RequestGuardMiddleware:
         if nul_in:
             return error_response(request, 400, "must not contain a NUL byte (\\x00)", nul_in)
         if is_api(request) and _content_length(request) > settings.API_MAX_BODY_BYTES:
+            _discard_body(request)
             detail = f"the request body is larger than {settings.API_MAX_BODY_BYTES} bytes"
             return error_response(request, 413, detail)
         response = self.get_response(request)
