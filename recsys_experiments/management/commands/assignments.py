@@ -23,9 +23,9 @@ class Command(RecsysCommand):
         self.add_yes_flag(reset, "the user's stored variant is deleted")
         self.add_json_flag(reset)
 
-    def handle_show(self, *, user, json, **options):
+    def handle_show(self, *, user, as_json, **options):
         state = user_assignments(self.get_user(user))
-        if json:
+        if as_json:
             self.emit_json(state)
             return
         who = state["user"]
@@ -45,7 +45,7 @@ class Command(RecsysCommand):
                     f"{row['assignment_mode']:10} (experiment not active)"
                 )
 
-    def handle_set(self, *, key, user, variant, json, **options):
+    def handle_set(self, *, key, user, variant, as_json, **options):
         experiment, target = self.get_experiment(key), self.get_user(user)
         assignment = assignment_override(
             experiment=experiment, user=target, variant=variant, actor=None, source=SOURCE
@@ -56,16 +56,16 @@ class Command(RecsysCommand):
             "variant": assignment.variant,
             "assignment_mode": assignment.assignment_mode,
         }
-        if json:
+        if as_json:
             self.emit_json(result)
         else:
             self.stdout.write(f"{target.username} is now {variant} in {key} (manual)")
 
-    def handle_reset(self, *, key, user, json, **options):
+    def handle_reset(self, *, key, user, as_json, **options):
         experiment, target = self.get_experiment(key), self.get_user(user)
         self.require_yes(options, f"would reset {target.username} in {key} to automatic")
         deleted = assignment_reset(experiment=experiment, user=target, actor=None, source=SOURCE)
-        if json:
+        if as_json:
             self.emit_json({"experiment_key": key, "user": str(target.pk), "deleted": deleted})
         elif deleted:
             self.stdout.write(f"{target.username} in {key}: back to automatic assignment")

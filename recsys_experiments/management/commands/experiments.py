@@ -103,9 +103,9 @@ class Command(RecsysCommand):
         else:
             self.stdout.write(message)
 
-    def handle_list(self, *, status, json, **options):
+    def handle_list(self, *, status, as_json, **options):
         experiments = list(experiment_list(status=status))
-        if json:
+        if as_json:
             self.emit_json(
                 [
                     {**experiment_representation(e), "enrolled_users": e.enrolled_users}
@@ -123,9 +123,9 @@ class Command(RecsysCommand):
                 f"{split_summary(e.variants)}"
             )
 
-    def handle_show(self, *, key, json, **options):
+    def handle_show(self, *, key, as_json, **options):
         representation = experiment_representation(self.get_experiment(key))
-        if json:
+        if as_json:
             self.emit_json(representation)
             return
         for field, value in representation.items():
@@ -169,7 +169,8 @@ class Command(RecsysCommand):
             "guardrails": self._json_option(options, "guardrails"),
         }
         experiment = experiment_create(data=data, actor=None, source=SOURCE)
-        self.report(experiment, as_json=options["json"], message=f"created draft {experiment.key}")
+        message = f"created draft {experiment.key}"
+        self.report(experiment, as_json=options["as_json"], message=message)
 
     @staticmethod
     def _json_option(options, name: str):
@@ -180,27 +181,27 @@ class Command(RecsysCommand):
         except (ValueError, RecursionError) as error:
             raise CommandError(f"--{name}: not valid JSON ({error})") from error
 
-    def handle_activate(self, *, key, json, **options):
+    def handle_activate(self, *, key, as_json, **options):
         experiment = experiment_activate(
             experiment=self.get_experiment(key), actor=None, source=SOURCE
         )
-        self.report(experiment, as_json=json, message=f"activated {experiment.key}")
+        self.report(experiment, as_json=as_json, message=f"activated {experiment.key}")
 
-    def handle_end(self, *, key, json, **options):
+    def handle_end(self, *, key, as_json, **options):
         experiment = self.get_experiment(key)
         if experiment.status != "active":
             raise CommandError(f'cannot end experiment "{key}": it is {experiment.status}')
         self.require_yes(options, f"would end {experiment.key} for good")
         experiment = experiment_end(experiment=experiment, actor=None, source=SOURCE)
-        self.report(experiment, as_json=json, message=f"ended {experiment.key}")
+        self.report(experiment, as_json=as_json, message=f"ended {experiment.key}")
 
-    def handle_duplicate(self, *, key, new_key, json, **options):
+    def handle_duplicate(self, *, key, new_key, as_json, **options):
         copy = experiment_duplicate(
             experiment=self.get_experiment(key), new_key=new_key, actor=None, source=SOURCE
         )
-        self.report(copy, as_json=json, message=f"duplicated {key} as draft {copy.key}")
+        self.report(copy, as_json=as_json, message=f"duplicated {key} as draft {copy.key}")
 
-    def handle_rotate_salt(self, *, key, json, **options):
+    def handle_rotate_salt(self, *, key, as_json, **options):
         experiment = self.get_experiment(key)
         if experiment.status == "ended":
             raise CommandError(f'experiment "{key}" has ended; its salt is final')
@@ -213,7 +214,7 @@ class Command(RecsysCommand):
         experiment, deleted = experiment_rotate_salt(
             experiment=experiment, confirm=True, actor=None, source=SOURCE
         )
-        if json:
+        if as_json:
             self.emit_json(
                 {
                     "experiment": experiment_representation(experiment),
