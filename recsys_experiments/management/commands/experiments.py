@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import CommandError
 
+from recsys_experiments.lib.display import split_summary
 from recsys_experiments.lib.text import shown
 from recsys_experiments.management.base import SOURCE, RecsysCommand
 from recsys_experiments.selectors import experiment_list, experiment_representation
@@ -13,10 +14,6 @@ from recsys_experiments.services.experiments import (
     experiment_end,
     experiment_rotate_salt,
 )
-
-
-def split_summary(variants: list[dict]) -> str:
-    return " · ".join(f"{variant['name']} {variant['weight']:.0%}" for variant in variants)
 
 
 def parse_variant(text: str) -> dict:
