@@ -8,6 +8,7 @@ from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.me import MyExperimentsApi
 from telemetry.admin_api import TelemetryHealthApi
 from telemetry.api import OutcomesApi
+from telemetry.results.api import ExperimentMetricsApi
 
 urlpatterns = [
     path("auth/token", TokenApi.as_view(), name="auth-token"),
@@ -48,7 +49,7 @@ urlpatterns = [
     ),
     path(
         "admin/experiments/<str:key>/metrics",
-        admin_experiments.ExperimentMetricsApi.as_view(),
+        ExperimentMetricsApi.as_view(),
         name="admin-experiment-metrics",
     ),
     path(

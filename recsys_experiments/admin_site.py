@@ -1,8 +1,12 @@
 """The Django admin site (kept outside the admin package, whose import registers the model
 admins on this very site): every admin page runs as the service database role, every model
 admin registered on it is hardened against text the database cannot store, and the Recsys
-section gains the Assignments and Diagnostics pages beside the registered models."""
+section lists the pages registered with `register_page` beside the registered models: the
+Assignments page (registered by the admin package) and the Diagnostics page (registered by
+telemetry, which this app does not import)."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache, wraps
 
 from django.contrib import admin, messages
@@ -11,13 +15,24 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.http import HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 
 from recsys_experiments.db_roles import SERVICE_ROLE, acting_as
 from recsys_experiments.lib.text import shown, unstorable_text_reason
 
 RECSYS_APP = "recsys_experiments"
+
+
+@dataclass(frozen=True)
+class SitePage:
+    """A page of the site that is no model's (see RecsysAdminSite.register_page)."""
+
+    route: str
+    view_factory: Callable
+    name: str
+    label: str
+    allowed: Callable[[HttpRequest], bool]
 
 
 class StorableLookupsChangeList(ChangeList):
@@ -124,40 +139,45 @@ class RecsysAdminSite(admin.AdminSite):
 
         return as_service
 
-    def get_urls(self):
-        from recsys_experiments.admin.pages import assignments_view, diagnostics_view
+    def __init__(self, name="admin"):
+        super().__init__(name)
+        self._pages: dict[str, SitePage] = {}
 
+    def register_page(
+        self,
+        route: str,
+        view_factory: Callable,
+        name: str,
+        *,
+        label: str,
+        allowed: Callable[[HttpRequest], bool],
+    ) -> None:
+        """Add a page that is no model's at `route`, named `admin:<name>` and listed in the
+        Recsys section as `label` for the users `allowed(request)` lets see it.
+        `view_factory(site)` returns the view, which the site wraps in `admin_view` (login,
+        staff, the service role). Called from the admin package or an app's
+        AppConfig.ready(), before the URLs are first built; the same name again replaces."""
+        self._pages[name] = SitePage(route, view_factory, name, label, allowed)
+
+    def get_urls(self):
         custom = [
-            path(
-                "recsys/assignments/",
-                self.admin_view(assignments_view(self)),
-                name="recsys_assignments",
-            ),
-            path(
-                "recsys/diagnostics/",
-                self.admin_view(diagnostics_view(self)),
-                name="recsys_diagnostics",
-            ),
+            path(page.route, self.admin_view(page.view_factory(self)), name=page.name)
+            for page in self._pages.values()
         ]
         return custom + super().get_urls()
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
-        can_see = request.user.has_perm(f"{RECSYS_APP}.view_assignment") or request.user.has_perm(
-            f"{RECSYS_APP}.change_assignment"
-        )
         for app in apps:
             if app["app_label"] != RECSYS_APP:
                 continue
-            pages = [("Assignments", "recsys_assignments", can_see)]
-            pages.append(("Diagnostics", "recsys_diagnostics", request.user.is_staff))
-            for name, url_name, allowed in pages:
-                if allowed:
+            for page in self._pages.values():
+                if page.allowed(request):
                     app["models"].append(
                         {
-                            "name": name,
-                            "object_name": name,
-                            "admin_url": reverse(f"admin:{url_name}"),
+                            "name": page.label,
+                            "object_name": page.label,
+                            "admin_url": reverse(f"admin:{page.name}"),
                             "view_only": True,
                             "perms": {"view": True},
                         }

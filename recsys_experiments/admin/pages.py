@@ -1,5 +1,5 @@
-"""Admin pages that are not a model's: Assignments (find a user, see and change their
-variants) and Diagnostics (is the telemetry path healthy?)."""
+"""The admin page that is no model's: Assignments (find a user, see and change their
+variants), registered on the site by the admin package (see admin/__init__.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ from recsys_experiments.errors import DomainError
 from recsys_experiments.models import Experiment
 from recsys_experiments.selectors import experiment_get, user_assignments, user_find
 from recsys_experiments.services.assignments import assignment_override, assignment_reset
-from telemetry.selectors import telemetry_health
 
 SOURCE = "admin"
 CHANGE_ASSIGNMENT = "recsys_experiments.change_assignment"
 VIEW_ASSIGNMENT = "recsys_experiments.view_assignment"
+
+
+def may_see_assignments(request) -> bool:
+    return request.user.has_perm(VIEW_ASSIGNMENT) or request.user.has_perm(CHANGE_ASSIGNMENT)
 
 
 def assignments_view(site):
@@ -91,15 +94,3 @@ def _change_assignment(request):
     except DomainError as error:
         messages.error(request, error.message)
     return HttpResponseRedirect(back)
-
-
-def diagnostics_view(site):
-    def view(request):
-        health = telemetry_health(days=7)
-        return TemplateResponse(
-            request,
-            "admin/recsys_experiments/diagnostics.html",
-            {**site.each_context(request), "title": "Telemetry diagnostics", "health": health},
-        )
-
-    return view

@@ -4,7 +4,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from recsys_experiments.analysis import experiment_results
 from recsys_experiments.errors import InvalidInput
 from recsys_experiments.models import ExperimentStatus
 from recsys_experiments.selectors import (
@@ -22,7 +21,7 @@ from recsys_experiments.services.experiments import (
 )
 
 from .base import ServiceApi
-from .errors import days_param, json_object_body
+from .errors import json_object_body
 from .fields import StrictBooleanField, StrictCharField
 from .permissions import IsStaffWithModelPermission
 from .serializers import (
@@ -172,28 +171,3 @@ class ExperimentRotateSaltApi(AdminExperimentApi):
                 "auto_assignments_deleted": deleted,
             }
         )
-
-
-class ExperimentMetricsApi(AdminExperimentApi):
-    """Per-variant exposure and conversion, lift versus control with 95% CI and p-value,
-    sample ratio mismatch and guardrails, over the last `days` UTC days."""
-
-    @extend_schema(
-        tags=TAGS,
-        parameters=[OpenApiParameter("days", int, required=False, description="default 7")],
-        responses=inline_serializer(
-            "ExperimentMetrics",
-            {
-                "experiment": serializers.CharField(),
-                "days": serializers.IntegerField(),
-                "control": serializers.CharField(),
-                "srm": serializers.DictField(),
-                "variants": serializers.ListField(child=serializers.DictField()),
-                "comparisons": serializers.ListField(child=serializers.DictField()),
-                "guardrails": serializers.ListField(child=serializers.DictField()),
-                "guardrails_passed": serializers.BooleanField(),
-            },
-        ),
-    )
-    def get(self, request, key):
-        return Response(experiment_results(experiment_get(key), days=days_param(request)))

@@ -1,34 +1,28 @@
-import json
+from django.core.management.base import CommandError
 
-from django.core.management.base import BaseCommand, CommandError
-
-from recsys_experiments.analysis import experiment_results
-from recsys_experiments.errors import DomainError
-from recsys_experiments.report import report_lines
-from recsys_experiments.selectors import experiment_get
+from recsys_experiments.management.base import RecsysCommand
+from telemetry.results.analysis import experiment_results
+from telemetry.results.report import report_lines
 
 
-class Command(BaseCommand):
+class Command(RecsysCommand):
     help = (
         "An experiment's results over the last N days: exposed users, conversion per outcome "
         "type, lift versus control with 95% CI and p-value, sample ratio mismatch and "
         "guardrails. Exits 1 when a guardrail fails."
     )
 
-    def add_arguments(self, parser):
+    def add_options(self, parser):
         parser.add_argument("key", help="experiment key")
         parser.add_argument("--days", type=int, default=7, help="window in UTC days (default 7)")
-        parser.add_argument("--json", action="store_true", help="print JSON")
+        self.add_json_flag(parser, "print JSON")
 
-    def handle(self, *args, key: str, days: int, **options):
+    def run(self, *, key: str, days: int, as_json: bool, **options):
         if not 1 <= days <= 366:
             raise CommandError("--days must be from 1 to 366")
-        try:
-            results = experiment_results(experiment_get(key), days=days)
-        except DomainError as error:
-            raise CommandError(error.message) from error
-        if options["json"]:
-            self.stdout.write(json.dumps(results, indent=2))
+        results = experiment_results(self.get_experiment(key), days=days)
+        if as_json:
+            self.emit_json(results)
         else:
             self.stdout.write("\n".join(report_lines(results)))
         if not results["guardrails_passed"]:

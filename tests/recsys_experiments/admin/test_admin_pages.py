@@ -10,7 +10,6 @@ from django.urls import reverse
 
 from recsys_experiments.models import Assignment, AuditEntry, Experiment
 from recsys_experiments.services.assignments import assignment_override
-from tests.factories.catalog import MediaItemFactory
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory, two_variants
 from tests.factories.users import UserFactory
 
@@ -213,37 +212,7 @@ def test_rotate_salt_warns_with_the_count_then_keeps_manual(admin):
     assert list(experiment.assignments.values_list("user", flat=True)) == [forced.pk]
 
 
-def test_results_page_has_counts_charts_data_and_history(admin):
-    experiment = ActiveExperimentFactory()
-    user = UserFactory()
-    assignment_override(
-        experiment=experiment, user=user, variant="treatment", actor=None, source="t"
-    )
-    item = MediaItemFactory()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "insert into rec_impressions (user_id, rec_request_id, media_item_id, position, "
-            "source, request_context) values (%s, %s, %s, 1, 'cf', %s::jsonb)",
-            [
-                user.pk,
-                uuid.uuid4(),
-                item.pk,
-                json.dumps({"experiments": {experiment.key: "treatment"}}),
-            ],
-        )
-
-    response = admin.get(url("experiment_results", experiment))
-    page = response.content.decode()
-
-    assert response.status_code == 200
-    assert [row["manual"] for row in response.context["counts"]] == [0, 1]
-    assert (page.count("<svg") == 4 and 'data-series="treatment"' in page) or "<circle" in page
-    assert 'id="recsys-chart-data"' in page
-    assert response.context["chart_data"]["last_7_days"]["impressions"]["treatment"][-1] == 1
-    assert "Forced variant" in page
-
-
-# --- assignments and diagnostics ------------------------------------------------------------
+# --- assignments and the custom pages -------------------------------------------------------
 
 
 def test_assignments_page_finds_forces_and_resets(admin, staff_user):
@@ -289,22 +258,6 @@ def test_assignments_page_errors(admin):
     assert "no user with id, username or email" in unknown_user.content.decode()
     assert any('has no variant "nope"' in message for message in messages_of(bad_variant))
     assert not Assignment.objects.exists()
-
-
-def test_diagnostics_is_green_when_healthy_and_red_when_tagging_breaks(admin):
-    page = reverse("admin:recsys_diagnostics")
-    assert 'class="recsys-status ok"' in admin.get(page).content.decode()
-
-    user, item = UserFactory(), MediaItemFactory()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "insert into rec_impressions (user_id, rec_request_id, media_item_id, position, "
-            "source, request_context) values (%s, %s, %s, 1, 'cf', '{}')",
-            [user.pk, uuid.uuid4(), item.pk],
-        )
-    broken = admin.get(page).content.decode()
-
-    assert 'class="recsys-status bad"' in broken and "untagged_impressions" in broken
 
 
 def test_the_recsys_section_lists_the_custom_pages(admin):
@@ -405,6 +358,26 @@ def test_the_missing_id_is_shown_escaped_in_the_message(admin):
 
     assert "ID “ab\\x00cd”" in messages_of(response)[0]
     assert "\x00" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("page", "name"),
+    [(None, "recsys_experiments_experiment_change"), ("end", "experiment_end"),
+     ("rotate-salt", "experiment_rotate_salt"), ("results", "experiment_results")],
+)  # fmt: skip
+def test_by_key_pages_redirect_to_the_page_of_the_experiment(admin, page, name):
+    experiment = ActiveExperimentFactory(key="live")
+
+    response = admin.get(CHANGELIST + "by-key/live/" + (f"{page}/" if page else ""))
+
+    assert response.status_code == 302 and response["Location"] == url(name, experiment)
+
+
+@pytest.mark.parametrize("page", ["activate", "duplicate", "history", "nope"])
+def test_by_key_has_only_the_bookmarkable_pages(admin, page):
+    ActiveExperimentFactory(key="live")
+
+    assert admin.get(f"{CHANGELIST}by-key/live/{page}/").status_code == 404
 
 
 @pytest.mark.parametrize("path", ["by-key/a%00b/", "by-key/live%0A/results/", "by-key/nope/"])
@@ -601,7 +574,7 @@ def test_renaming_a_drafts_overridden_variant_in_the_form_is_refused(admin):
 def test_a_domain_error_at_save_time_is_a_message_not_a_server_error(admin, monkeypatch):
     """A write that came in between the form's checks and the save (another admin took the
     key, forced a user into a variant being dropped) surfaces as a message."""
-    from recsys_experiments.admin import experiments as experiments_admin
+    from recsys_experiments.admin import experiment_admin as experiments_admin
     from recsys_experiments.errors import InvalidInput
 
     def taken(**kwargs):

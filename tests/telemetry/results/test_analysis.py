@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from recsys_experiments.analysis import experiment_results
+from telemetry.results.analysis import experiment_results
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.experiments import ActiveExperimentFactory
 from tests.factories.users import UserFactory

@@ -1,0 +1,45 @@
+"""The admin pages that show telemetry, added to the admin from TelemetryConfig.ready():
+recsys_experiments (a lower layer) owns the site and links to these pages by URL name only.
+
+- admin:recsys_diagnostics, /admin/recsys/diagnostics/: is the telemetry path healthy?
+- admin:experiment_results, /admin/recsys_experiments/experiment/<id>/results/ (and
+  by-key/<key>/results/): an experiment's results (telemetry/results/admin.py)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.template.response import TemplateResponse
+
+from recsys_experiments.admin.experiment_admin import ExperimentAdmin, ExperimentPage
+
+from .results.admin import results_view
+from .selectors import telemetry_health
+
+
+def diagnostics_view(site):
+    def view(request):
+        health = telemetry_health(days=7)
+        return TemplateResponse(
+            request,
+            "admin/recsys_experiments/diagnostics.html",
+            {**site.each_context(request), "title": "Telemetry diagnostics", "health": health},
+        )
+
+    return view
+
+
+def is_staff(request) -> bool:
+    return request.user.is_staff
+
+
+def register_admin_pages() -> None:
+    admin.site.register_page(
+        "recsys/diagnostics/",
+        diagnostics_view,
+        "recsys_diagnostics",
+        label="Diagnostics",
+        allowed=is_staff,
+    )
+    ExperimentAdmin.add_page(
+        ExperimentPage("results", results_view, "experiment_results", by_key=True)
+    )

@@ -1,0 +1,64 @@
+"""The admin results page of one experiment (admin:experiment_results, at
+/admin/recsys_experiments/experiment/<id>/results/): assignment counts, the daily charts,
+the comparisons with control, and the experiment's audit history. Registered on the
+experiment admin by telemetry/admin_pages.py."""
+
+from __future__ import annotations
+
+import json
+
+from django.template.response import TemplateResponse
+from django.utils.safestring import mark_safe
+
+from recsys_experiments.lib.svg_chart import line_chart
+from recsys_experiments.models import AuditEntry
+from recsys_experiments.selectors import experiment_assignment_counts
+
+from .analysis import experiment_results
+from .selectors import experiment_daily_series
+
+
+def results_view(model_admin, request, experiment):
+    charts, chart_data = [], {}
+    for days in (7, 30):
+        series = experiment_daily_series(experiment, days=days)
+        chart_data[f"last_{days}_days"] = series
+        short = [label[5:] for label in series["labels"]]
+        charts.append(
+            {
+                "days": days,
+                "impressions": mark_safe(  # noqa: S308 - line_chart escapes every label
+                    line_chart(
+                        title=f"Impressions, last {days} days",
+                        labels=short,
+                        series=series["impressions"],
+                        y_format=lambda v: f"{v:.0f}",
+                    )
+                ),
+                "like_rate": mark_safe(  # noqa: S308 - line_chart escapes every label
+                    line_chart(
+                        title=f"Like rate, last {days} days",
+                        labels=short,
+                        series=series["like_rate"],
+                        y_format=lambda v: f"{v:.0%}",
+                    )
+                ),
+            }
+        )
+    return TemplateResponse(
+        request,
+        "admin/recsys_experiments/experiment/results.html",
+        model_admin.page_context(
+            request,
+            experiment,
+            title=f"Results: {experiment.key}",
+            counts=experiment_assignment_counts(experiment),
+            results=experiment_results(experiment, days=7),
+            charts=charts,
+            chart_data=chart_data,
+            audit=AuditEntry.objects.filter(experiment=experiment).select_related(
+                "actor", "subject_user"
+            )[:50],
+            variants_json=json.dumps(experiment.variants, indent=2),
+        ),
+    )
