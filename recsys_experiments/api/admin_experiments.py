@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from recsys_experiments.analysis import experiment_results
-from recsys_experiments.errors import InvalidInput
+from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.models import ExperimentStatus
 from recsys_experiments.selectors import (
     experiment_get,

@@ -17,8 +17,7 @@ import re
 import secrets
 from typing import Any
 
-from recsys_experiments.errors import InvalidInput
-
+from .errors import InvalidInput
 from .guardrails import check_guardrail
 from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
 from .knobs import check_config

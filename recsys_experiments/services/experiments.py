@@ -12,7 +12,7 @@ from django.contrib.postgres.functions import TransactionNow
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
-from recsys_experiments.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
 from recsys_experiments.lib.experiment_rules import (
     KEY_RE,
     clean_definition,
