@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from .errors import InvalidInput, NotFound
-from .lib.experiment_rules import KEY_RE
+from .lib.constants import KEY_RE
 from .lib.text import shown, unstorable_text_reason
 from .models import Experiment
 

@@ -3,6 +3,14 @@
 
 from rest_framework import serializers
 
+from recsys_experiments.lib.constants import (
+    ASSIGNMENT_MODES,
+    EXPERIMENT_STATUSES,
+    KEY_PATTERN,
+    PLATFORMS,
+    UNASSIGNED,
+)
+
 
 class VariantSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="1-64 letters, digits, '_' or '-'; unique")
@@ -17,13 +25,13 @@ class NamespaceSerializer(serializers.Serializer):
 
 
 class TargetingSerializer(serializers.Serializer):
-    platform = serializers.ChoiceField(choices=["ios", "android", "web"], required=False)
+    platform = serializers.ChoiceField(choices=PLATFORMS, required=False)
     min_app_version = serializers.CharField(required=False)
     max_app_version = serializers.CharField(required=False)
 
 
 class ExperimentInputSerializer(serializers.Serializer):
-    key = serializers.CharField(help_text="^[a-z0-9][a-z0-9_]{1,62}$; fixed once activated")
+    key = serializers.CharField(help_text=f"{KEY_PATTERN}; fixed once activated")
     description = serializers.CharField(required=False, allow_blank=True)
     variants = VariantSerializer(many=True)
     salt = serializers.CharField(required=False, help_text="ASCII; generated when omitted")
@@ -38,7 +46,7 @@ class ExperimentInputSerializer(serializers.Serializer):
 
 
 class ExperimentOutputSerializer(ExperimentInputSerializer):
-    status = serializers.ChoiceField(choices=["draft", "active", "ended"])
+    status = serializers.ChoiceField(choices=EXPERIMENT_STATUSES)
     started_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -53,7 +61,7 @@ class ExperimentListItemSerializer(ExperimentOutputSerializer):
 class AssignmentSerializer(serializers.Serializer):
     experiment_key = serializers.CharField()
     variant = serializers.CharField()
-    assignment_mode = serializers.ChoiceField(choices=["auto", "manual"])
+    assignment_mode = serializers.ChoiceField(choices=ASSIGNMENT_MODES)
     assigned_by = serializers.CharField(allow_null=True)
     assigned_at = serializers.DateTimeField()
 
@@ -61,7 +69,7 @@ class AssignmentSerializer(serializers.Serializer):
 class ActiveExperimentStateSerializer(serializers.Serializer):
     experiment_key = serializers.CharField()
     variant = serializers.CharField(allow_null=True)
-    assignment_mode = serializers.ChoiceField(choices=["auto", "manual", "unassigned"])
+    assignment_mode = serializers.ChoiceField(choices=[*ASSIGNMENT_MODES, UNASSIGNED])
     hashed_variant = serializers.CharField(allow_null=True)
     targeted = serializers.BooleanField()
 

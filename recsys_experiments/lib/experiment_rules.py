@@ -17,16 +17,15 @@ import re
 import secrets
 from typing import Any
 
+from .constants import KEY_RE, PLATFORMS, SALT_RE
 from .errors import InvalidInput
 from .guardrails import check_guardrail
 from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
 from .knobs import check_config
-from .targeting import APP_VERSION_PATTERN, PLATFORMS, app_version_key
+from .targeting import APP_VERSION_PATTERN, app_version_key
 from .text import json_problems, path_part
 
-KEY_RE = re.compile(r"\A[a-z0-9][a-z0-9_]{1,62}\Z")
 VARIANT_NAME_RE = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
-SALT_RE = re.compile(r"\A[!-~]{1,64}\Z")
 NAMESPACE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_]{0,62}\Z")
 # The database holds the same bounds as CHECK constraints (migration 0005).
 MAX_DESCRIPTION_LENGTH = 2000

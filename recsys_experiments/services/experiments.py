@@ -12,12 +12,9 @@ from django.contrib.postgres.functions import TransactionNow
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
+from recsys_experiments.lib.constants import KEY_RE
 from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
-from recsys_experiments.lib.experiment_rules import (
-    KEY_RE,
-    clean_definition,
-    generate_salt,
-)
+from recsys_experiments.lib.experiment_rules import clean_definition, generate_salt
 from recsys_experiments.models import (
     AssignmentMode,
     AuditAction,
