@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
-from .errors import InvalidInput, NotFound
 from .lib.constants import KEY_RE
+from .lib.errors import InvalidInput, NotFound
 from .lib.text import shown, unstorable_text_reason
-from .models import Experiment
+from .models import AssignmentMode, Experiment
 
 
 def experiment_get(key: str) -> Experiment:
@@ -224,3 +224,8 @@ def experiment_daily_series(experiment: Experiment, *, days: int) -> dict:
             for name, points in by_variant.items()
         },
     }
+
+
+def auto_assignments_count(experiment: Experiment) -> int:
+    """How many assignments a salt rotation would re-randomise (for confirmation pages)."""
+    return experiment.assignments.filter(assignment_mode=AssignmentMode.AUTO).count()

@@ -5,9 +5,12 @@ from django.core.management.base import CommandError
 from recsys_experiments.lib.constants import EXPERIMENT_STATUSES, PLATFORMS
 from recsys_experiments.lib.text import shown
 from recsys_experiments.management.base import SOURCE, RecsysCommand
-from recsys_experiments.selectors import experiment_list, experiment_representation
-from recsys_experiments.services.experiments import (
+from recsys_experiments.selectors import (
     auto_assignments_count,
+    experiment_list,
+    experiment_representation,
+)
+from recsys_experiments.services.experiments import (
     experiment_activate,
     experiment_create,
     experiment_duplicate,
