@@ -1,5 +1,7 @@
-"""Shapes for the OpenAPI schema. Experiment bodies are validated by the domain rules in
-`lib/experiment_rules.py` (one source of truth for the API, the admin and the commands)."""
+"""The API's shapes. An experiment body is validated by the domain rules of
+`lib/experiment_rules.py` (one source of truth for the API, the admin and the commands): the
+declared fields document the schema, and the rules' field paths (`variants[1].weight`) are the
+serializer's errors."""
 
 from rest_framework import serializers
 
@@ -10,6 +12,8 @@ from recsys_experiments.lib.constants import (
     PLATFORMS,
     UNASSIGNED,
 )
+from recsys_experiments.lib.errors import InvalidInput
+from recsys_experiments.lib.experiment_rules import clean_definition, clean_edit
 
 
 class VariantSerializer(serializers.Serializer):
@@ -43,6 +47,20 @@ class ExperimentInputSerializer(serializers.Serializer):
         required=False,
         help_text='e.g. [{"metric": "like_rate", "max_drop": 0.02}]; see docs',
     )
+
+    def __init__(self, *args, current: dict | None = None, **kwargs):
+        """`current`: the definition an edit applies to (PUT, and PATCH with partial=True)."""
+        super().__init__(*args, **kwargs)
+        self.current = current
+
+    def to_internal_value(self, data):
+        try:
+            if self.current is None:
+                return clean_definition(data)
+            return clean_edit(data, current=self.current, partial=self.partial)
+        except InvalidInput as error:
+            # Flat {field path: [reasons]}: the error body names the same paths as the rules.
+            raise serializers.ValidationError(error.errors) from error
 
 
 class ExperimentOutputSerializer(ExperimentInputSerializer):
