@@ -4,19 +4,24 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 
-KEY_PATTERN = r"^[a-z0-9][a-z0-9_]{1,62}$"
+from recsys_experiments.lib.constants import (
+    ASSIGNMENT_MODE_LABELS,
+    EXPERIMENT_STATUS_LABELS,
+    KEY_PATTERN,
+    PLATFORM_LABELS,
+    SALT_PATTERN,
+)
 
 
-class ExperimentStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    ACTIVE = "active", "Active"
-    ENDED = "ended", "Ended"
+def text_choices(name: str, labels: dict[str, str]) -> type[models.TextChoices]:
+    """TextChoices built from a lib/constants.py list: member `DRAFT` = ("draft", "Draft")."""
+    return models.TextChoices(
+        name, [(value.upper(), (value, label)) for value, label in labels.items()]
+    )
 
 
-class Platform(models.TextChoices):
-    IOS = "ios", "iOS"
-    ANDROID = "android", "Android"
-    WEB = "web", "Web"
+ExperimentStatus = text_choices("ExperimentStatus", EXPERIMENT_STATUS_LABELS)
+Platform = text_choices("Platform", PLATFORM_LABELS)
 
 
 class Experiment(models.Model):
@@ -99,7 +104,7 @@ class Experiment(models.Model):
                 name="rec_experiments_platform_check",
             ),
             models.CheckConstraint(
-                condition=models.Q(salt__regex=r"^[!-~]{1,64}$"),
+                condition=models.Q(salt__regex=SALT_PATTERN),
                 name="rec_experiments_salt_ascii_check",
             ),
             # The JSON-array check is added in SQL (jsonb_typeof), see migration 0002, and the
@@ -134,9 +139,7 @@ class Experiment(models.Model):
         return {name: value for name, value in rules.items() if value is not None}
 
 
-class AssignmentMode(models.TextChoices):
-    AUTO = "auto", "Auto (hashed)"
-    MANUAL = "manual", "Manual override"
+AssignmentMode = text_choices("AssignmentMode", ASSIGNMENT_MODE_LABELS)
 
 
 class Assignment(models.Model):

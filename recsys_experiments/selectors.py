@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
-from .errors import InvalidInput, NotFound
-from .lib.experiment_rules import KEY_RE
+from .lib.constants import KEY_RE
+from .lib.errors import InvalidInput, NotFound
 from .lib.text import shown, unstorable_text_reason
-from .models import Experiment
+from .models import AssignmentMode, Experiment
 
 
 def experiment_get(key: str) -> Experiment:
@@ -189,3 +189,8 @@ def experiment_assignment_counts(experiment: Experiment) -> list[dict]:
         }
         for name in experiment.variant_names
     ]
+
+
+def auto_assignments_count(experiment: Experiment) -> int:
+    """How many assignments a salt rotation would re-randomise (for confirmation pages)."""
+    return experiment.assignments.filter(assignment_mode=AssignmentMode.AUTO).count()

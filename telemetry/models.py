@@ -4,22 +4,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 
+from recsys_experiments.lib.constants import ACTED_UPON_OUTCOME_TYPES, OUTCOME_TYPE_LABELS
+from recsys_experiments.models import text_choices
 
-class OutcomeType(models.TextChoices):
-    LIKE = "like", "Like"
-    DISLIKE = "dislike", "Dislike"
-    WATCHLIST = "watchlist", "Watchlist"
-    RATING = "rating", "Rating"
-    DETAIL_OPEN = "detail_open", "Detail open"
-
+OutcomeType = text_choices("OutcomeType", OUTCOME_TYPE_LABELS)
 
 # Outcomes after which an item is never served to that user again.
-ACTED_UPON_TYPES = (
-    OutcomeType.LIKE,
-    OutcomeType.DISLIKE,
-    OutcomeType.WATCHLIST,
-    OutcomeType.RATING,
-)
+ACTED_UPON_TYPES = tuple(OutcomeType(value) for value in ACTED_UPON_OUTCOME_TYPES)
 
 
 class Impression(models.Model):

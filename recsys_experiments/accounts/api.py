@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from recsys_experiments.api.fields import StrictCharField
 from recsys_experiments.api.throttling import LoginAddressThrottle, LoginUsernameThrottle
-from recsys_experiments.errors import InvalidInput
+from recsys_experiments.lib.errors import InvalidInput
 
 from .authentication import ApiTokenAuthentication
 from .services import token_create, token_revoke, tokens_revoke_all

@@ -23,9 +23,8 @@ from recsys_experiments.errors import DomainError, NotFound
 from recsys_experiments.lib.display import split_summary, status_colour
 from recsys_experiments.lib.text import shown
 from recsys_experiments.models import Experiment, ExperimentStatus
-from recsys_experiments.selectors import experiment_get
+from recsys_experiments.selectors import auto_assignments_count, experiment_get
 from recsys_experiments.services.experiments import (
-    auto_assignments_count,
     experiment_create,
     experiment_update,
 )

@@ -13,7 +13,7 @@ from recsys_experiments.lib.experiment_rules import clean_definition
 from recsys_experiments.lib.knobs import KNOBS
 from recsys_experiments.lib.text import MAX_JSON_DEPTH
 from recsys_experiments.models import Experiment, Platform
-from recsys_experiments.services.experiments import check_edit_allowed
+from recsys_experiments.services.experiments import experiment_check_edit
 
 # Where each rule error path is shown in the form.
 ERROR_FIELDS = {
@@ -131,7 +131,7 @@ class ExperimentForm(forms.ModelForm):
             self.definition = clean_definition(data)
             # Not `instance.pk`: a new experiment has its uuid from the start.
             if not self.instance._state.adding:
-                check_edit_allowed(self.instance, self.definition)
+                experiment_check_edit(self.instance, self.definition)
         except InvalidInput as error:
             for path_name, reasons in error.errors.items():
                 field = ERROR_FIELDS.get(path_name)

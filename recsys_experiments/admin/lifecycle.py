@@ -16,8 +16,8 @@ from django.template.response import TemplateResponse
 
 from recsys_experiments.errors import DomainError
 from recsys_experiments.models import ExperimentStatus
+from recsys_experiments.selectors import auto_assignments_count
 from recsys_experiments.services.experiments import (
-    auto_assignments_count,
     experiment_activate,
     experiment_duplicate,
     experiment_end,

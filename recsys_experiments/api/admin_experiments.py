@@ -4,9 +4,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from recsys_experiments.errors import InvalidInput
-from recsys_experiments.models import ExperimentStatus
+from recsys_experiments.lib.constants import EXPERIMENT_STATUSES
 from recsys_experiments.selectors import (
+    experiment_definition,
     experiment_get,
     experiment_list,
     experiment_representation,
@@ -42,15 +42,23 @@ class AdminExperimentApi(ServiceApi):
 class ExperimentListCreateApi(AdminExperimentApi):
     change_permission = "recsys_experiments.add_experiment"
 
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(
+            choices=EXPERIMENT_STATUSES,
+            required=False,
+            error_messages={"invalid_choice": f"must be one of {', '.join(EXPERIMENT_STATUSES)}"},
+        )
+
     @extend_schema(
         tags=TAGS,
-        parameters=[OpenApiParameter("status", enum=ExperimentStatus.values, required=False)],
+        parameters=[OpenApiParameter("status", enum=EXPERIMENT_STATUSES, required=False)],
         responses=ExperimentListItemSerializer(many=True),
     )
     def get(self, request):
-        status_filter = request.query_params.get("status")
-        if status_filter is not None and status_filter not in ExperimentStatus.values:
-            raise InvalidInput({"status": [f"must be one of {', '.join(ExperimentStatus.values)}"]})
+        # A plain dict: DRF reads an empty value in a QueryDict as "not given".
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        status_filter = filters.validated_data.get("status")
         return Response(
             [
                 {
@@ -66,8 +74,10 @@ class ExperimentListCreateApi(AdminExperimentApi):
         tags=TAGS, request=ExperimentInputSerializer, responses={201: ExperimentOutputSerializer}
     )
     def post(self, request):
+        serializer = ExperimentInputSerializer(data=json_object_body(request))
+        serializer.is_valid(raise_exception=True)
         experiment = experiment_create(
-            data=json_object_body(request), actor=request.user, source=SOURCE
+            data=serializer.validated_data, actor=request.user, source=SOURCE
         )
         return Response(experiment_representation(experiment), status=status.HTTP_201_CREATED)
 
@@ -78,9 +88,16 @@ class ExperimentDetailApi(AdminExperimentApi):
         return Response(experiment_representation(experiment_get(key)))
 
     def _update(self, request, key, *, partial):
-        experiment = experiment_update(
-            experiment=experiment_get(key),
+        experiment = experiment_get(key)
+        serializer = ExperimentInputSerializer(
             data=json_object_body(request),
+            current=experiment_definition(experiment),
+            partial=partial,
+        )
+        serializer.is_valid(raise_exception=True)
+        experiment = experiment_update(
+            experiment=experiment,
+            data=serializer.validated_data,
             partial=partial,
             actor=request.user,
             source=SOURCE,

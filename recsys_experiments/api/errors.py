@@ -18,7 +18,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
 
-from recsys_experiments.errors import (
+from recsys_experiments.lib.errors import (
     IllegalTransition,
     InvalidInput,
     NotFound,

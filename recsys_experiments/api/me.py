@@ -3,6 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
+from recsys_experiments.lib.constants import ASSIGNMENT_MODES
 from recsys_experiments.selectors import user_active_assignments
 
 
@@ -19,7 +20,7 @@ class MyExperimentsApi(EndUserApi):
                     {
                         "experiment_key": serializers.CharField(),
                         "variant": serializers.CharField(),
-                        "assignment_mode": serializers.ChoiceField(choices=["auto", "manual"]),
+                        "assignment_mode": serializers.ChoiceField(choices=ASSIGNMENT_MODES),
                         "assigned_at": serializers.DateTimeField(),
                     },
                     many=True,

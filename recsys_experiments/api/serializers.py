@@ -1,7 +1,19 @@
-"""Shapes for the OpenAPI schema. Experiment bodies are validated by the domain rules in
-`lib/experiment_rules.py` (one source of truth for the API, the admin and the commands)."""
+"""The API's shapes. An experiment body is validated by the domain rules of
+`lib/experiment_rules.py` (one source of truth for the API, the admin and the commands): the
+declared fields document the schema, and the rules' field paths (`variants[1].weight`) are the
+serializer's errors."""
 
 from rest_framework import serializers
+
+from recsys_experiments.lib.constants import (
+    ASSIGNMENT_MODES,
+    EXPERIMENT_STATUSES,
+    KEY_PATTERN,
+    PLATFORMS,
+    UNASSIGNED,
+)
+from recsys_experiments.lib.errors import InvalidInput
+from recsys_experiments.lib.experiment_rules import clean_definition, clean_edit
 
 
 class VariantSerializer(serializers.Serializer):
@@ -17,13 +29,13 @@ class NamespaceSerializer(serializers.Serializer):
 
 
 class TargetingSerializer(serializers.Serializer):
-    platform = serializers.ChoiceField(choices=["ios", "android", "web"], required=False)
+    platform = serializers.ChoiceField(choices=PLATFORMS, required=False)
     min_app_version = serializers.CharField(required=False)
     max_app_version = serializers.CharField(required=False)
 
 
 class ExperimentInputSerializer(serializers.Serializer):
-    key = serializers.CharField(help_text="^[a-z0-9][a-z0-9_]{1,62}$; fixed once activated")
+    key = serializers.CharField(help_text=f"{KEY_PATTERN}; fixed once activated")
     description = serializers.CharField(required=False, allow_blank=True)
     variants = VariantSerializer(many=True)
     salt = serializers.CharField(required=False, help_text="ASCII; generated when omitted")
@@ -36,9 +48,23 @@ class ExperimentInputSerializer(serializers.Serializer):
         help_text='e.g. [{"metric": "like_rate", "max_drop": 0.02}]; see docs',
     )
 
+    def __init__(self, *args, current: dict | None = None, **kwargs):
+        """`current`: the definition an edit applies to (PUT, and PATCH with partial=True)."""
+        super().__init__(*args, **kwargs)
+        self.current = current
+
+    def to_internal_value(self, data):
+        try:
+            if self.current is None:
+                return clean_definition(data)
+            return clean_edit(data, current=self.current, partial=self.partial)
+        except InvalidInput as error:
+            # Flat {field path: [reasons]}: the error body names the same paths as the rules.
+            raise serializers.ValidationError(error.errors) from error
+
 
 class ExperimentOutputSerializer(ExperimentInputSerializer):
-    status = serializers.ChoiceField(choices=["draft", "active", "ended"])
+    status = serializers.ChoiceField(choices=EXPERIMENT_STATUSES)
     started_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -53,7 +79,7 @@ class ExperimentListItemSerializer(ExperimentOutputSerializer):
 class AssignmentSerializer(serializers.Serializer):
     experiment_key = serializers.CharField()
     variant = serializers.CharField()
-    assignment_mode = serializers.ChoiceField(choices=["auto", "manual"])
+    assignment_mode = serializers.ChoiceField(choices=ASSIGNMENT_MODES)
     assigned_by = serializers.CharField(allow_null=True)
     assigned_at = serializers.DateTimeField()
 
@@ -61,7 +87,7 @@ class AssignmentSerializer(serializers.Serializer):
 class ActiveExperimentStateSerializer(serializers.Serializer):
     experiment_key = serializers.CharField()
     variant = serializers.CharField(allow_null=True)
-    assignment_mode = serializers.ChoiceField(choices=["auto", "manual", "unassigned"])
+    assignment_mode = serializers.ChoiceField(choices=[*ASSIGNMENT_MODES, UNASSIGNED])
     hashed_variant = serializers.CharField(allow_null=True)
     targeted = serializers.BooleanField()
 

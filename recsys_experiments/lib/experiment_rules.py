@@ -17,17 +17,15 @@ import re
 import secrets
 from typing import Any
 
-from recsys_experiments.errors import InvalidInput
-
+from .constants import ACTIVE, ENDED, KEY_RE, PLATFORMS, SALT_RE
+from .errors import IllegalTransition, InvalidInput
 from .guardrails import check_guardrail
 from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
 from .knobs import check_config
-from .targeting import APP_VERSION_PATTERN, PLATFORMS, app_version_key
+from .targeting import APP_VERSION_PATTERN, app_version_key
 from .text import json_problems, path_part
 
-KEY_RE = re.compile(r"\A[a-z0-9][a-z0-9_]{1,62}\Z")
 VARIANT_NAME_RE = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
-SALT_RE = re.compile(r"\A[!-~]{1,64}\Z")
 NAMESPACE_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_]{0,62}\Z")
 # The database holds the same bounds as CHECK constraints (migration 0005).
 MAX_DESCRIPTION_LENGTH = 2000
@@ -261,6 +259,44 @@ def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
     }
     problems.raise_if_any()
     return cleaned
+
+
+def clean_edit(data: Any, *, current: dict, partial: bool) -> dict:
+    """Clean an edit of the definition `current`. A full edit (PUT) needs every required
+    field and keeps the current salt when it gives none; a partial one (PATCH) only the
+    fields it changes. The status is not a definition field: it changes only through the
+    lifecycle (activate, end)."""
+    if isinstance(data, dict) and "status" in data:
+        raise InvalidInput({"status": ["changes only through activate and end"]})
+    definition = clean_definition(data, partial_of=current if partial else None)
+    if not partial and not data.get("salt"):
+        definition["salt"] = current["salt"]  # a PUT without a salt keeps it
+    return definition
+
+
+def check_edit_allowed(*, status: str, current: dict, definition: dict) -> set[str]:
+    """The fields `definition` changes in `current` (an experiment's definition), or
+    IllegalTransition when the experiment's status forbids changing them: ended experiments
+    take description edits only; an active one keeps its key, salt (rotate-salt changes it)
+    and variant names."""
+    changed = {field for field, value in definition.items() if value != current[field]}
+    key = current["key"]
+    if status == ENDED and changed - {"description"}:
+        raise IllegalTransition(
+            f'experiment "{key}" has ended: only its description can change '
+            "(duplicate it to run again)"
+        )
+    if status == ACTIVE:
+        if "key" in changed:
+            raise IllegalTransition(f'the key of active experiment "{key}" is fixed')
+        if "salt" in changed:
+            raise IllegalTransition("the salt of an active experiment changes only by rotate-salt")
+        new_names = [variant["name"] for variant in definition["variants"]]
+        if new_names != [variant["name"] for variant in current["variants"]]:
+            raise IllegalTransition(
+                "variant names of an active experiment are fixed (weights and config may change)"
+            )
+    return changed
 
 
 CLEANERS = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import DatabaseError, connection, transaction
 
-from recsys_experiments.errors import IllegalTransition, InvalidInput, NotFound
+from recsys_experiments.lib.errors import IllegalTransition, InvalidInput, NotFound
 from recsys_experiments.lib.text import shown, unstorable_text_reason
 from recsys_experiments.models import Assignment, AuditAction, Experiment
 

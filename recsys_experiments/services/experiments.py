@@ -12,19 +12,20 @@ from django.contrib.postgres.functions import TransactionNow
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
-from recsys_experiments.errors import IllegalTransition, InvalidInput
-from recsys_experiments.lib.experiment_rules import (
-    KEY_RE,
-    clean_definition,
-    generate_salt,
-)
+from recsys_experiments.lib import experiment_rules
+from recsys_experiments.lib.constants import KEY_RE
+from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.experiment_rules import clean_definition, clean_edit, generate_salt
 from recsys_experiments.models import (
     AssignmentMode,
     AuditAction,
     Experiment,
     ExperimentStatus,
 )
-from recsys_experiments.selectors import experiment_definition, experiment_representation
+from recsys_experiments.selectors import (
+    experiment_definition,
+    experiment_representation,
+)
 
 from .audit import audit_record
 
@@ -77,29 +78,16 @@ def experiment_create(*, data: dict, actor, source: str) -> Experiment:
     return experiment
 
 
-def check_edit_allowed(experiment: Experiment, definition: dict) -> set[str]:
-    """The fields `definition` changes, or IllegalTransition when the experiment's status
-    forbids changing them: ended experiments take description edits only; an active one
-    keeps its key, salt (rotate-salt changes it) and variant names. InvalidInput when the
-    new variants drop a variant that users are still assigned to (a draft's manual
-    overrides): they would be served a variant that no longer exists."""
-    current = experiment_definition(experiment)
-    changed = {field for field, value in definition.items() if value != current[field]}
-    if experiment.status == ExperimentStatus.ENDED and changed - {"description"}:
-        raise IllegalTransition(
-            f'experiment "{experiment.key}" has ended: only its description can change '
-            "(duplicate it to run again)"
-        )
-    if experiment.status == ExperimentStatus.ACTIVE:
-        if "key" in changed:
-            raise IllegalTransition(f'the key of active experiment "{experiment.key}" is fixed')
-        if "salt" in changed:
-            raise IllegalTransition("the salt of an active experiment changes only by rotate-salt")
-        new_names = [variant["name"] for variant in definition["variants"]]
-        if new_names != experiment.variant_names:
-            raise IllegalTransition(
-                "variant names of an active experiment are fixed (weights and config may change)"
-            )
+def experiment_check_edit(experiment: Experiment, definition: dict) -> set[str]:
+    """The fields `definition` changes, or the error that forbids the edit: the status rules
+    of `lib.experiment_rules.check_edit_allowed`, and InvalidInput when the new variants drop
+    a variant that users are still assigned to (a draft's manual overrides): they would be
+    served a variant that no longer exists."""
+    changed = experiment_rules.check_edit_allowed(
+        status=experiment.status,
+        current=experiment_definition(experiment),
+        definition=definition,
+    )
     _check_no_assigned_variant_dropped(experiment, definition["variants"])
     return changed
 
@@ -133,13 +121,8 @@ def experiment_update(*, experiment: Experiment, data: dict, partial: bool, acto
     """Edit the definition. PUT (partial=False) needs every required field; PATCH only the
     ones it changes. Status and timestamps change only through the lifecycle functions."""
     experiment = _locked(experiment)
-    current = experiment_definition(experiment)
-    if isinstance(data, dict) and "status" in data:
-        raise InvalidInput({"status": ["changes only through activate and end"]})
-    definition = clean_definition(data, partial_of=current if partial else None)
-    if not partial and not data.get("salt"):
-        definition["salt"] = current["salt"]  # a PUT without a salt keeps it
-    changed = check_edit_allowed(experiment, definition)
+    definition = clean_edit(data, current=experiment_definition(experiment), partial=partial)
+    changed = experiment_check_edit(experiment, definition)
     if not changed:
         return experiment
     before = experiment_representation(experiment)
@@ -278,8 +261,3 @@ def experiment_rotate_salt(
         after={"salt": experiment.salt, "auto_assignments_deleted": deleted},
     )
     return experiment, deleted
-
-
-def auto_assignments_count(experiment: Experiment) -> int:
-    """How many assignments a salt rotation would re-randomise (for confirmation pages)."""
-    return experiment.assignments.filter(assignment_mode=AssignmentMode.AUTO).count()

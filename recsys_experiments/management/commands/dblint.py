@@ -1,24 +1,25 @@
-import json
-
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from recsys_experiments.dblint import CHECKS, lint
+from recsys_experiments.management.base import RecsysCommand
 
 
-class Command(BaseCommand):
+class Command(RecsysCommand):
     help = (
         "Lint the database's public schema for security and performance problems: "
         + "; ".join(f"{name} ({meaning})" for name, (meaning, _) in CHECKS.items())
         + ". Exits 1 when there is any finding."
     )
+    # Reads the catalogue as the connecting user (the schema's owner), not the service role.
+    service_transaction = False
 
-    def add_arguments(self, parser):
-        parser.add_argument("--json", action="store_true", help="print findings as JSON")
+    def add_options(self, parser):
+        self.add_json_flag(parser, "print findings as JSON")
 
-    def handle(self, *args, json: bool, **options):
+    def run(self, *, as_json: bool, **options):
         findings = lint()
-        if json:
-            self.stdout.write(_dumps([finding.as_dict() for finding in findings]))
+        if as_json:
+            self.emit_json([finding.as_dict() for finding in findings])
         else:
             for finding in findings:
                 self.stdout.write(f"{finding.check}: {finding.object}: {finding.detail}")
@@ -29,7 +30,3 @@ class Command(BaseCommand):
             )
         if findings:
             raise CommandError(f"dblint found {len(findings)} problem(s)", returncode=1)
-
-
-def _dumps(data) -> str:
-    return json.dumps(data, indent=2)

@@ -2,12 +2,16 @@ import json
 
 from django.core.management.base import CommandError
 
+from recsys_experiments.lib.constants import EXPERIMENT_STATUSES, PLATFORMS
 from recsys_experiments.lib.display import split_summary
 from recsys_experiments.lib.text import shown
 from recsys_experiments.management.base import SOURCE, RecsysCommand
-from recsys_experiments.selectors import experiment_list, experiment_representation
-from recsys_experiments.services.experiments import (
+from recsys_experiments.selectors import (
     auto_assignments_count,
+    experiment_list,
+    experiment_representation,
+)
+from recsys_experiments.services.experiments import (
     experiment_activate,
     experiment_create,
     experiment_duplicate,
@@ -44,7 +48,7 @@ class Command(RecsysCommand):
 
     def add_actions(self, subparsers):
         listing = subparsers.add_parser("list", help="list experiments")
-        listing.add_argument("--status", choices=["draft", "active", "ended"])
+        listing.add_argument("--status", choices=EXPERIMENT_STATUSES)
         self.add_json_flag(listing)
 
         show = subparsers.add_parser("show", help="show one experiment")
@@ -65,7 +69,7 @@ class Command(RecsysCommand):
         create.add_argument("--salt", help="ASCII salt (generated when omitted)")
         create.add_argument("--traffic", type=float, help="share of users enrolled, 0-1")
         create.add_argument("--namespace", metavar="NAME:START:END")
-        create.add_argument("--platform", choices=["ios", "android", "web"])
+        create.add_argument("--platform", choices=PLATFORMS)
         create.add_argument("--min-app-version")
         create.add_argument("--max-app-version")
         create.add_argument(

@@ -1,27 +1,28 @@
-import json
+from django.core.management.base import CommandError
 
-from django.core.management.base import BaseCommand, CommandError
-
+from recsys_experiments.management.base import RecsysCommand
 from telemetry.selectors import telemetry_health
 
 
-class Command(BaseCommand):
+class Command(RecsysCommand):
     help = (
         "Telemetry health over the last N days: impressions missing experiment tags, outcomes "
         "with no matching impression, and the alerts firing now. Exit 0 when healthy, 1 when "
         "an alert fires (usable from cron)."
     )
+    # Reads as the connecting user, as a cron job does.
+    service_transaction = False
 
-    def add_arguments(self, parser):
+    def add_options(self, parser):
         parser.add_argument("--days", type=int, default=7, help="days to sum (default 7)")
-        parser.add_argument("--json", action="store_true", help="print JSON")
+        self.add_json_flag(parser, "print JSON")
 
-    def handle(self, *args, days: int, **options):
+    def run(self, *, days: int, as_json: bool, **options):
         if days < 1:
             raise CommandError("--days must be at least 1")
         health = telemetry_health(days=days)
-        if options["json"]:
-            self.stdout.write(json.dumps(health, indent=2))
+        if as_json:
+            self.emit_json(health)
         else:
             self.stdout.write(
                 f"last {days} days: {health['impressions']} impressions, "

@@ -270,22 +270,28 @@ def test_activate_json_prints_the_active_representation(db):
     assert data["started_at"] is not None
 
 
-def test_activate_an_active_experiment_is_a_command_error(db):
-    ActiveExperimentFactory(key="ranking_v2")
+# The lifecycle rules are tested where they live (lib/experiment_rules.py, the services);
+# here, that each refusal is one CommandError line giving the reason and changing nothing.
+@pytest.mark.parametrize(
+    ("status", "args", "message"),
+    [
+        ("active", ["activate"], 'cannot activate experiment "ranking_v2": it is active'),
+        (
+            "ended",
+            ["activate"],
+            'cannot activate experiment "ranking_v2": it is ended (duplicate it to run it again)',
+        ),
+        ("draft", ["end", "--yes"], 'cannot end experiment "ranking_v2": it is draft'),
+        ("ended", ["rotate-salt", "--yes"], 'experiment "ranking_v2" has ended; its salt is final'),
+    ],
+)
+def test_a_refused_lifecycle_step_is_a_command_error_changing_nothing(db, status, args, message):
+    ExperimentFactory(key="ranking_v2", status=status, salt="final")
 
-    message = fails("activate", "ranking_v2")
-
-    assert message == 'cannot activate experiment "ranking_v2": it is active'
+    assert fails(args[0], "ranking_v2", *args[1:]) == message
+    after = Experiment.objects.get()
+    assert (after.status, after.salt) == (status, "final")
     assert not AuditEntry.objects.exists()
-
-
-def test_activate_an_ended_experiment_is_refused(db):
-    ExperimentFactory(key="ranking_v2", status=ExperimentStatus.ENDED)
-
-    message = fails("activate", "ranking_v2")
-
-    assert "duplicate it" in message
-    assert Experiment.objects.get(key="ranking_v2").status == ExperimentStatus.ENDED
 
 
 @pytest.mark.parametrize("action", ["activate", "end", "duplicate", "rotate-salt"])
@@ -319,15 +325,6 @@ def test_end_with_yes_ends_the_experiment(db):
     assert experiment.ended_at is not None
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.actor, entry.source) == (AuditAction.END, None, "command")
-
-
-def test_end_a_draft_is_a_command_error(db):
-    ExperimentFactory(key="ranking_v2")
-
-    message = fails("end", "ranking_v2", "--yes")
-
-    assert "it is draft" in message
-    assert Experiment.objects.get(key="ranking_v2").status == ExperimentStatus.DRAFT
 
 
 def test_duplicate_makes_a_draft_copy_with_a_new_salt(db):
@@ -405,13 +402,6 @@ def test_rotate_salt_json_reports_the_new_salt_and_deleted_count(experiment_with
     assert data["auto_assignments_deleted"] == 2
     assert data["experiment"]["salt"] == Experiment.objects.get(key="ranking_v2").salt
     assert data["experiment"]["salt"] != "old-salt"
-
-
-def test_rotate_salt_of_an_ended_experiment_is_a_command_error(db):
-    ExperimentFactory(key="ranking_v2", status=ExperimentStatus.ENDED, salt="final")
-
-    assert "salt is final" in fails("rotate-salt", "ranking_v2", "--yes")
-    assert Experiment.objects.get(key="ranking_v2").salt == "final"
 
 
 # --- real process: exit code and stderr ------------------------------------------------------

@@ -1,6 +1,6 @@
 import pytest
 
-from recsys_experiments.errors import InvalidInput
+from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.experiment_rules import clean_definition
 
 

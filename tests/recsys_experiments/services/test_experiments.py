@@ -1,6 +1,6 @@
 import pytest
 
-from recsys_experiments.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
 from recsys_experiments.models import AuditEntry, Experiment
 from recsys_experiments.services.assignments import assignment_override, assignment_reset
 from recsys_experiments.services.experiments import (

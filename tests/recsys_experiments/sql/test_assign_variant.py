@@ -11,8 +11,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from recsys_experiments.errors import IllegalTransition
 from recsys_experiments.lib.assignment import ExperimentSpec, pick_variant
+from recsys_experiments.lib.errors import IllegalTransition
 from recsys_experiments.models import Assignment, AssignmentMode
 from recsys_experiments.services.assignments import assignment_override, assignment_reset
 from recsys_experiments.services.experiments import (

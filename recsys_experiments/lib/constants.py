@@ -1,0 +1,45 @@
+"""The shared lists, each written once. The model choices, the serializer and command choices
+and the validation rules derive from these; the database holds the same lists as CHECK
+constraints and in its views, and tests/recsys_experiments/test_constants.py compares them.
+
+Each list is a {value: label} mapping (the label is what the admin shows); the tuple of values
+is what the rules check against.
+"""
+
+from __future__ import annotations
+
+import re
+
+EXPERIMENT_STATUS_LABELS = {"draft": "Draft", "active": "Active", "ended": "Ended"}
+EXPERIMENT_STATUSES = tuple(EXPERIMENT_STATUS_LABELS)
+DRAFT, ACTIVE, ENDED = EXPERIMENT_STATUSES
+
+PLATFORM_LABELS = {"ios": "iOS", "android": "Android", "web": "Web"}
+PLATFORMS = tuple(PLATFORM_LABELS)
+
+ASSIGNMENT_MODE_LABELS = {"auto": "Auto (hashed)", "manual": "Manual override"}
+ASSIGNMENT_MODES = tuple(ASSIGNMENT_MODE_LABELS)
+# How the API reports an active experiment the user has no row in yet (not stored).
+UNASSIGNED = "unassigned"
+
+OUTCOME_TYPE_LABELS = {
+    "like": "Like",
+    "dislike": "Dislike",
+    "watchlist": "Watchlist",
+    "rating": "Rating",
+    "detail_open": "Detail open",
+}
+OUTCOME_TYPES = tuple(OUTCOME_TYPE_LABELS)
+# Outcomes after which an item is never served to that user again (the deck SQL function
+# filters on the same list).
+ACTED_UPON_OUTCOME_TYPES = ("like", "dislike", "watchlist", "rating")
+
+# An experiment key and a salt. The database CHECKs use the `^...$` form (in PostgreSQL `$`
+# matches only at the very end); Python uses \A ... \Z, since its `$` also matches before a
+# trailing newline ("abc\n").
+KEY_BODY = "[a-z0-9][a-z0-9_]{1,62}"
+KEY_PATTERN = f"^{KEY_BODY}$"
+KEY_RE = re.compile(rf"\A{KEY_BODY}\Z")
+SALT_BODY = "[!-~]{1,64}"
+SALT_PATTERN = f"^{SALT_BODY}$"
+SALT_RE = re.compile(rf"\A{SALT_BODY}\Z")
