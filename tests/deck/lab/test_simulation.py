@@ -10,8 +10,8 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from deck.lab.simulation import compare_with_truth
 from recsys_experiments.models import Experiment
-from recsys_experiments.simulation import compare_with_truth
 from telemetry.models import Impression, Outcome
 from tests.factories.catalog import MediaItemFactory
 
