@@ -11,13 +11,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
+from deck.models import CfReco, MediaItem, UserGenrePreference
+from deck.services import deck_build
 from recsys_experiments.db_roles import END_USER_ROLE, acting_as
 from recsys_experiments.models import Experiment
 from recsys_experiments.services.experiments import experiment_activate, experiment_create
 from telemetry.services import outcomes_record
-
-from .models import CfReco, MediaItem, UserGenrePreference
-from .services import deck_build
 
 GENRES = [
     "drama", "comedy", "action", "thriller", "horror", "scifi",

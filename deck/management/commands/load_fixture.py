@@ -1,13 +1,11 @@
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
-
-from recsys_experiments.errors import DomainError
-from recsys_experiments.fixtures import load_fixture_file
+from deck.lab.fixtures import load_fixture_file
+from recsys_experiments.management.base import RecsysCommand
 
 
-class Command(BaseCommand):
+class Command(RecsysCommand):
     help = (
         "Load a customer fixture (JSON or YAML; schema in docs/fixtures.md): catalogue items, "
         "users with segments and traits, genre preferences, CF scores and per-segment event "
@@ -17,19 +15,16 @@ class Command(BaseCommand):
         "created and its items."
     )
 
-    def add_arguments(self, parser):
+    def add_options(self, parser):
         parser.add_argument("path", help="fixture file (.json, .yaml or .yml)")
         parser.add_argument(
             "--reset", action="store_true", help="delete the fixture's own data first"
         )
-        parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+        self.add_json_flag(parser, "print the counts as JSON")
 
-    def handle(self, *args, path: str, reset: bool, **options):
-        try:
-            counts = load_fixture_file(Path(path), reset=reset)
-        except DomainError as error:
-            raise CommandError(error.message) from error
-        if options["json"]:
+    def run(self, *, path: str, reset: bool, as_json: bool, **options):
+        counts = load_fixture_file(Path(path), reset=reset)
+        if as_json:
             self.stdout.write(json.dumps(counts, indent=2))
             return
         if counts["reset"]:

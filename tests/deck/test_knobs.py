@@ -1,14 +1,12 @@
 import json
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from recsys_experiments.errors import InvalidInput
 from recsys_experiments.lib.knobs import DEFAULT_KNOBS
 from recsys_experiments.models import Experiment
 from recsys_experiments.services.experiments import experiment_create
-from telemetry.models import Impression, Outcome
 
 
 def test_sql_and_python_agree_on_default_knobs(db):
@@ -41,20 +39,3 @@ def test_unknown_knobs_or_bad_values_are_rejected(db, config, field):
 
     assert field in raised.value.errors
     assert not Experiment.objects.exists()
-
-
-def test_seed_demo_is_tagged_backdated_and_idempotent(db):
-    call_command("seed_demo", items=80, users=12, days=2, verbosity=0)
-    counts = (Impression.objects.count(), Outcome.objects.count())
-
-    call_command("seed_demo", items=80, users=12, days=2, verbosity=0)
-
-    assert (Impression.objects.count(), Outcome.objects.count()) == counts
-    assert counts[0] > 0 and counts[1] > 0
-    assert set(Experiment.objects.filter(status="active").values_list("key", flat=True)) == {
-        "swipe_blend_test",
-        "diversity_cap_v1",
-    }
-    assert not Impression.objects.filter(request_context__experiments={}).exists()
-    days = {d.date() for d in Impression.objects.values_list("created_at", flat=True)}
-    assert len(days) == 3

@@ -6,6 +6,12 @@ during the window (per segment when a fixture gives segments). Users in a non-co
 get the true effect added. A converting user's outcome lands on one of the impressions their
 own decks served, so the report's per-user conversion rate estimates exactly these
 probabilities and its lift estimates the effect.
+
+Every random choice comes from one generator seeded with `spec.seed`: the catalogue it may
+create, the experiment's salt when it creates the experiment, the run id, the users' ids and
+their behaviour. The same seed on the same database therefore gives the identical report. A
+run never reuses users: when the run id drawn is already taken (the seed was simulated here
+before) the generator draws the next one, so a rerun makes fresh users, as it always has.
 """
 
 from __future__ import annotations
@@ -93,13 +99,29 @@ def parse_effects(texts: list[str]) -> dict[str, float]:
     return effects
 
 
-def _experiment(key: str) -> Experiment:
+def parse_drops(texts: list[str]) -> dict[str, float]:
+    """["treatment=0.3"] -> {"treatment": 0.3}"""
+    drops = {}
+    for text in texts:
+        variant, _, share = text.partition("=")
+        try:
+            drops[variant] = float(share)
+        except ValueError:
+            raise InvalidInput({f"--drop-exposures {text!r}": ["expected VARIANT=SHARE"]}) from None
+        if not 0 <= drops[variant] <= 1:
+            raise InvalidInput({f"--drop-exposures {text!r}": ["the share must be from 0 to 1"]})
+    return drops
+
+
+def _experiment(key: str, rng: random.Random) -> Experiment:
     experiment = Experiment.objects.filter(key=key).first()
     if experiment is None:
         experiment = experiment_create(
             data={
                 "key": key,
                 "description": "Created by manage.py simulate",
+                # From the seed, so that a new experiment hashes the same users the same way.
+                "salt": f"{rng.getrandbits(64):016x}",
                 "variants": [
                     {"name": "control", "weight": 0.5, "config": {}},
                     {"name": "treatment", "weight": 0.5, "config": {}},
@@ -136,12 +158,26 @@ def _ensure_catalog(rng: random.Random) -> None:
     )
 
 
+def _fresh_run_id(rng: random.Random) -> str:
+    """Eight hex digits from the generator that no earlier run in this database has used."""
+    user_model = get_user_model()
+    while True:
+        run_id = f"{rng.getrandbits(32):08x}"
+        if not user_model.objects.filter(username__startswith=f"sim_{run_id}_").exists():
+            return run_id
+
+
 def _create_users(run_id: str, spec: SimulationSpec, rng: random.Random) -> list[tuple]:
-    """[(user, segment)] for fresh users named sim_<run>_<n>."""
+    """[(user, segment)] for fresh users named sim_<run>_<n>, their ids drawn from `rng`."""
     user_model = get_user_model()
     shares = [segment.share for segment in spec.segments]
     chosen = rng.choices(spec.segments, weights=shares, k=spec.users)
-    users = [user_model(username=f"sim_{run_id}_{n:05d}") for n in range(spec.users)]
+    users = [
+        user_model(
+            id=uuid.UUID(int=rng.getrandbits(128), version=4), username=f"sim_{run_id}_{n:05d}"
+        )
+        for n in range(spec.users)
+    ]
     for user in users:
         user.set_unusable_password()
     user_model.objects.bulk_create(users, batch_size=1000)
@@ -166,11 +202,10 @@ def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | 
     if not 1 <= spec.days <= 60:
         raise InvalidInput({"days": ["must be from 1 to 60"]})
     rng = random.Random(spec.seed)
-    # Fresh users every run (the seed fixes their behaviour, not their names).
-    run_id = uuid.uuid4().hex[:8]
     with transaction.atomic():
-        experiment = _experiment(spec.experiment)
+        experiment = _experiment(spec.experiment, rng)
         _ensure_catalog(rng)
+        run_id = _fresh_run_id(rng)
         people = _create_users(run_id, spec, rng)
     control = control_of(experiment)
     unknown = set(spec.drop_exposures) - set(experiment.variant_names)

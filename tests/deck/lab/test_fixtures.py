@@ -13,7 +13,7 @@ from deck.services import deck_build
 from telemetry.models import Impression
 from tests.factories.users import UserFactory
 
-SAMPLE = Path(__file__).parents[2] / "docs" / "fixtures" / "media_catalog.yaml"
+SAMPLE = Path(__file__).parents[3] / "docs" / "fixtures" / "media_catalog.yaml"
 
 
 def load(path, *args):

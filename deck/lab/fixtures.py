@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models.functions import Lower
 
+from deck.lab.simulation import DEFAULT_PROPENSITIES, Segment
 from deck.models import CfReco, MediaItem, UserGenrePreference, UserSegment
 from recsys_experiments.errors import InvalidInput
 from recsys_experiments.lib.experiment_rules import Problems, is_number
@@ -219,8 +220,6 @@ def validate_fixture(data: dict) -> dict:
 
 def segments_from_fixture(path: Path):
     """The simulator's segments (name, share, propensities) from a fixture file."""
-    from recsys_experiments.simulation import DEFAULT_PROPENSITIES, Segment
-
     fixture = validate_fixture(read_fixture(path))
     if not fixture["segments"]:
         raise InvalidInput({"segments": [f"{path} declares no segments"]})

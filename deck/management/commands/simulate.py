@@ -1,0 +1,96 @@
+import json
+import sys
+from pathlib import Path
+
+from django.core.management.base import CommandError
+
+from deck.lab.runs import simulate_batch, simulate_once
+from recsys_experiments.management.base import RecsysCommand
+from recsys_experiments.report import report_lines
+
+
+def progress_bar(stream):
+    def show(done: int, total: int) -> None:
+        if done != total and done % max(1, total // 50):
+            return
+        filled = int(30 * done / total)
+        stream.write(f"\r[{'#' * filled}{' ' * (30 - filled)}] {done}/{total} users")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+class Command(RecsysCommand):
+    help = (
+        "Simulate an experiment: N synthetic users with known propensities drive the real deck "
+        "and outcome path, true effects apply to the non-control variants, and the report is "
+        "set beside the truth. Writes a report bundle with --report-dir; --batch-file runs a "
+        "YAML list of simulations. Exits 1 when a guardrail (or a batch expectation) fails."
+    )
+    # The simulation drives the end-user paths itself, one transaction per synthetic user.
+    service_transaction = False
+
+    def add_options(self, parser):
+        parser.add_argument("--experiment", help="experiment key (created and activated if new)")
+        parser.add_argument("--users", type=int, default=1000, help="synthetic users")
+        parser.add_argument("--days", type=int, default=1, help="days of decks per user")
+        parser.add_argument(
+            "--effect", action="append", default=[], metavar="TYPE=LIFT",
+            help="true lift of a conversion rate in non-control variants, e.g. like=+0.05",
+        )  # fmt: skip
+        parser.add_argument("--fixture", help="a load_fixture file whose segments shape users")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--drop-exposures", action="append", default=[], metavar="VARIANT=SHARE",
+            help="plant a sample ratio mismatch: this share of the variant's users get no deck",
+        )  # fmt: skip
+        parser.add_argument("--report-dir", help="write summary.md, results.json, arguments.json")
+        parser.add_argument("--batch-file", help="YAML list of simulations (keys as the flags)")
+        self.add_json_flag(parser, "print JSON")
+
+    def run(self, *, batch_file, report_dir, as_json, experiment, **options):
+        """One lab call: a batch, or one run (its flags as they are); then print."""
+        if batch_file:
+            summary = simulate_batch(Path(batch_file), report_dir=report_dir)
+            self.stdout.write(json.dumps(summary, indent=2))
+            if not summary["passed"]:
+                raise CommandError(
+                    "a simulation in the batch failed its expectations", returncode=1
+                )
+            return
+        if not experiment:
+            raise CommandError("--experiment is required (or --batch-file)")
+        run, bundle = simulate_once(
+            experiment=experiment,
+            users=options["users"],
+            days=options["days"],
+            effect=options["effect"],
+            seed=options["seed"],
+            drop_exposures=options["drop_exposures"],
+            fixture=options["fixture"],
+            report_dir=report_dir,
+            progress=None if as_json else progress_bar(sys.stderr),
+        )
+        if bundle and not as_json:
+            self.stdout.write(f"report bundle: {bundle}")
+        if as_json:
+            self.stdout.write(json.dumps(run, indent=2))
+        else:
+            self.print_report(run)
+        if not run["results"]["guardrails_passed"]:
+            raise CommandError("a guardrail failed", returncode=1)
+
+    def print_report(self, run: dict) -> None:
+        self.stdout.write("\n".join(report_lines(run["results"])))
+        self.stdout.write("")
+        for row in run["truth"]:
+            if row["true_lift"] or row["outcome_type"] == "like":
+                estimate = row["estimated_lift"]
+                self.stdout.write(
+                    f"truth {row['variant']}/{row['outcome_type']}: "
+                    f"true {row['true_lift']:+.4f}, estimated "
+                    f"{'—' if estimate is None else f'{estimate:+.4f}'}, "
+                    f"covered: {row['covered']}"
+                )
