@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
 from recsys_experiments.api.throttling import OutcomesThrottle
-from recsys_experiments.errors import InvalidInput
+from recsys_experiments.lib.errors import InvalidInput
 
 from .models import OutcomeType
 from .services import MAX_BATCH, MAX_EVENT_ID, outcomes_record

@@ -82,7 +82,6 @@ def upward_imports() -> list[str]:
     return sorted(problems.values())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the apps are being layered")
 def test_every_import_points_down_the_stack():
     problems = upward_imports()
 

@@ -24,7 +24,7 @@ from django.db.models.functions import Lower
 
 from deck.lab.simulation import DEFAULT_PROPENSITIES, Segment
 from deck.models import CfReco, MediaItem, UserGenrePreference, UserSegment
-from recsys_experiments.errors import InvalidInput
+from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.experiment_rules import Problems, is_number
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
 

@@ -19,7 +19,7 @@ from deck.lab.simulation import (
     run_simulation,
     write_bundle,
 )
-from recsys_experiments.errors import DomainError, InvalidInput
+from recsys_experiments.lib.errors import DomainError, InvalidInput
 
 
 def simulation_spec(

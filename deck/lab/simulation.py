@@ -30,14 +30,14 @@ from django.utils import timezone
 
 from deck.models import MediaItem
 from deck.services import deck_build
-from recsys_experiments.analysis import control_of, experiment_results
 from recsys_experiments.db_roles import END_USER_ROLE, acting_as
-from recsys_experiments.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
 from recsys_experiments.models import Experiment, ExperimentStatus
-from recsys_experiments.report import report_lines
 from recsys_experiments.services.assignments import assignment_assign
 from recsys_experiments.services.experiments import experiment_activate, experiment_create
+from telemetry.results.analysis import control_of, experiment_results
+from telemetry.results.report import report_lines
 from telemetry.services import outcomes_record
 
 DEFAULT_PROPENSITIES = {

@@ -19,8 +19,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from recsys_experiments.errors import DomainError, NotFound
 from recsys_experiments.lib.display import split_summary, status_colour
+from recsys_experiments.lib.errors import DomainError, NotFound
 from recsys_experiments.lib.text import shown
 from recsys_experiments.models import Experiment, ExperimentStatus
 from recsys_experiments.selectors import auto_assignments_count, experiment_get

@@ -8,7 +8,7 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
-from recsys_experiments.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
 from recsys_experiments.lib.experiment_rules import clean_definition
 from recsys_experiments.lib.knobs import KNOBS
 from recsys_experiments.lib.text import MAX_JSON_DEPTH

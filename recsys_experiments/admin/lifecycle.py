@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
-from recsys_experiments.errors import DomainError
+from recsys_experiments.lib.errors import DomainError
 from recsys_experiments.models import ExperimentStatus
 from recsys_experiments.selectors import auto_assignments_count
 from recsys_experiments.services.experiments import (

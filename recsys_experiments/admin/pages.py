@@ -11,7 +11,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from recsys_experiments.errors import DomainError
+from recsys_experiments.lib.errors import DomainError
 from recsys_experiments.models import Experiment
 from recsys_experiments.selectors import experiment_get, user_assignments, user_find
 from recsys_experiments.services.assignments import assignment_override, assignment_reset

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from recsys_experiments.db_roles import SERVICE_ROLE, acting_as
-from recsys_experiments.errors import DomainError
+from recsys_experiments.lib.errors import DomainError
 from recsys_experiments.models import Experiment
 from recsys_experiments.selectors import experiment_get, user_find
 

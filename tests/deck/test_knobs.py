@@ -3,7 +3,7 @@ import json
 import pytest
 from django.db import connection
 
-from recsys_experiments.errors import InvalidInput
+from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.knobs import DEFAULT_KNOBS
 from recsys_experiments.models import Experiment
 from recsys_experiments.services.experiments import experiment_create

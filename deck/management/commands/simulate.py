@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from deck.lab.runs import simulate_batch, simulate_once
 from recsys_experiments.management.base import RecsysCommand
-from recsys_experiments.report import report_lines
+from telemetry.results.report import report_lines
 
 
 def progress_bar(stream):

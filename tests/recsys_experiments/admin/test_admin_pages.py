@@ -575,7 +575,7 @@ def test_a_domain_error_at_save_time_is_a_message_not_a_server_error(admin, monk
     """A write that came in between the form's checks and the save (another admin took the
     key, forced a user into a variant being dropped) surfaces as a message."""
     from recsys_experiments.admin import experiment_admin as experiments_admin
-    from recsys_experiments.errors import InvalidInput
+    from recsys_experiments.lib.errors import InvalidInput
 
     def taken(**kwargs):
         raise InvalidInput({"key": ['"blend_v3" is already taken']})
