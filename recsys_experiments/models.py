@@ -176,6 +176,9 @@ class Assignment(models.Model):
         db_column="assigned_by",
     )
     assigned_at = models.DateTimeField(db_default=Now())
+    # The experiment's phase (ExperimentPhase.number) when rec_assign_variant stored the row;
+    # NULL for manual overrides and rows stored before phases existed.
+    phase = models.IntegerField(null=True, blank=True)
 
     class Meta:
         db_table = "rec_user_experiment_assignments"
@@ -194,6 +197,59 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id}/{self.user_id}: {self.variant}"
+
+
+class ExperimentPhase(models.Model):
+    """One stretch of an active experiment with a fixed definition. Activation opens phase 1;
+    every change to the weights, traffic, namespace or targeting of an active experiment, and
+    every salt rotation, closes the current phase and opens the next (services.experiments);
+    ending closes the last. Results are computed per phase (telemetry/results/analysis.py)."""
+
+    id = models.BigAutoField(primary_key=True)
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="phases", db_index=False
+    )
+    number = models.IntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # [{"name": "control", "weight": 0.5}, ...] in the experiment's variant order.
+    weights = models.JSONField()
+    traffic = models.FloatField()
+    targeting = models.JSONField(default=dict)
+    namespace = models.JSONField(null=True, blank=True)
+    salt = models.TextField()
+
+    class Meta:
+        db_table = "rec_experiment_phases"
+        ordering = ("experiment", "number")
+        constraints = [
+            # Its index leads with experiment_id: it also serves the foreign key.
+            models.UniqueConstraint(
+                fields=["experiment", "number"], name="rec_experiment_phases_number_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(number__gte=1), name="rec_experiment_phases_number_check"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True)
+                | models.Q(ended_at__gte=models.F("started_at")),
+                name="rec_experiment_phases_order_check",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} phase {self.number}"
+
+    def as_dict(self) -> dict:
+        return {
+            "number": self.number,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "weights": self.weights,
+            "traffic": self.traffic,
+            "targeting": self.targeting,
+            "namespace": self.namespace,
+        }
 
 
 class AuditAction(models.TextChoices):

@@ -4,6 +4,11 @@ Each function owns its transaction, locks the experiment row while it decides, a
 audit entry. Rules: draft -> active -> ended only; an ended experiment is never reactivated
 (duplicate it); the key is immutable once activated; rotating the salt needs an explicit
 confirmation and re-randomises only automatic assignments.
+
+Phases (rec_experiment_phases): activation opens phase 1; every change to the weights,
+traffic, namespace or targeting of an active experiment, and every salt rotation, closes the
+current phase and opens the next, in the same transaction as the change and its audit entry;
+ending closes the last phase. Results are computed per phase.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from recsys_experiments.models import (
     AssignmentMode,
     AuditAction,
     Experiment,
+    ExperimentPhase,
     ExperimentStatus,
 )
 from recsys_experiments.selectors import (
@@ -60,6 +66,45 @@ def _save_new(experiment: Experiment) -> None:
 
 def _locked(experiment: Experiment) -> Experiment:
     return Experiment.objects.select_for_update().get(pk=experiment.pk)
+
+
+def phase_definition(experiment: Experiment) -> dict:
+    """What a phase fixes: a change to any of these while active starts a new phase."""
+    return {
+        "weights": [
+            {"name": variant["name"], "weight": variant["weight"]}
+            for variant in experiment.variants
+        ],
+        "traffic": experiment.traffic,
+        "targeting": experiment.targeting,
+        "namespace": experiment.namespace,
+        "salt": experiment.salt,
+    }
+
+
+def _phase_close(experiment: Experiment) -> int:
+    """Ends the open phase now (this transaction's time); its number (0 when none is open)."""
+    current = ExperimentPhase.objects.filter(experiment=experiment).order_by("-number").first()
+    if current is None:
+        return 0
+    if current.ended_at is None:
+        current.ended_at = TransactionNow()
+        current.save(update_fields=["ended_at"])
+    return current.number
+
+
+def _phase_open(experiment: Experiment, *, number: int, started_at=None) -> ExperimentPhase:
+    return ExperimentPhase.objects.create(
+        experiment=experiment,
+        number=number,
+        started_at=started_at or TransactionNow(),
+        **phase_definition(experiment),
+    )
+
+
+def _phase_next(experiment: Experiment) -> None:
+    """Closes the current phase of an active experiment and opens the next."""
+    _phase_open(experiment, number=_phase_close(experiment) + 1)
 
 
 @transaction.atomic
@@ -126,6 +171,7 @@ def experiment_update(*, experiment: Experiment, data: dict, partial: bool, acto
     if not changed:
         return experiment
     before = experiment_representation(experiment)
+    phase_before = phase_definition(experiment)
     _apply_definition(experiment, definition)
     try:
         with transaction.atomic():
@@ -133,6 +179,10 @@ def experiment_update(*, experiment: Experiment, data: dict, partial: bool, acto
     except IntegrityError as error:
         raise InvalidInput({"key": [f'"{experiment.key}" is already taken']}) from error
     experiment.refresh_from_db()
+    if experiment.status == ExperimentStatus.ACTIVE and phase_definition(experiment) != (
+        phase_before
+    ):
+        _phase_next(experiment)
     audit_record(
         experiment=experiment,
         action=AuditAction.UPDATE,
@@ -162,6 +212,10 @@ def _transition(experiment: Experiment, *, action: str, allowed_from: str, actor
         experiment.ended_at = TransactionNow()
     experiment.save()
     experiment.refresh_from_db()
+    if action == AuditAction.ACTIVATE:
+        _phase_open(experiment, number=1, started_at=experiment.started_at)
+    else:
+        _phase_close(experiment)
     audit_record(
         experiment=experiment,
         action=action,
@@ -252,6 +306,8 @@ def experiment_rotate_salt(
     experiment.save()
     deleted, _ = experiment.assignments.filter(assignment_mode=AssignmentMode.AUTO).delete()
     experiment.refresh_from_db()
+    if experiment.status == ExperimentStatus.ACTIVE:
+        _phase_next(experiment)
     audit_record(
         experiment=experiment,
         action=AuditAction.ROTATE_SALT,
