@@ -16,17 +16,19 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def telemetry_health(*, days: int = 7) -> dict:
-    """Health over the last `days` UTC days (today included), and the alerts firing now."""
+def telemetry_health(*, days: int = 7, until=None) -> dict:
+    """Health over the `days` UTC days ending on `until` (a date; default today, included),
+    and the alerts firing now."""
     daily = _rows(
         """
         select day, impressions, impressions_missing_experiments, outcomes,
                outcomes_without_impression
         from rec_health_daily_metrics_v1
-        where day >= current_date - %s
+        where day between coalesce(%s::date, current_date) - %s
+                      and coalesce(%s::date, current_date)
         order by day
         """,
-        [days - 1],
+        [until, days - 1, until],
     )
     [last] = _rows("select max(created_at) as last_impression_at from rec_impressions", []) or [
         {"last_impression_at": None}

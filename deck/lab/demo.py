@@ -14,7 +14,7 @@ from django.utils import timezone
 from deck.models import CfReco, MediaItem, UserGenrePreference
 from deck.services import deck_build
 from recsys_experiments.db_roles import END_USER_ROLE, acting_as
-from recsys_experiments.models import Experiment
+from recsys_experiments.models import Experiment, ExperimentPhase
 from recsys_experiments.services.experiments import experiment_activate, experiment_create
 from telemetry.services import outcomes_record
 
@@ -132,6 +132,9 @@ def _experiments() -> None:
         experiment_activate(experiment=experiment, actor=None, source="command")
         # Demo history starts a week back, so the experiments must have started before it.
         Experiment.objects.filter(pk=experiment.pk).update(started_at=eight_days_ago)
+        ExperimentPhase.objects.filter(experiment=experiment, number=1).update(
+            started_at=eight_days_ago
+        )
 
 
 def _outcomes_for(rng, deck, liked_genres, served_at) -> list[dict]:

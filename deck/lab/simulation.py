@@ -33,7 +33,7 @@ from deck.services import deck_build
 from recsys_experiments.db_roles import END_USER_ROLE, acting_as
 from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
-from recsys_experiments.models import Experiment, ExperimentStatus
+from recsys_experiments.models import Experiment, ExperimentPhase, ExperimentStatus
 from recsys_experiments.services.assignments import assignment_assign
 from recsys_experiments.services.experiments import experiment_activate, experiment_create
 from telemetry.results.analysis import control_of, experiment_results
@@ -139,6 +139,10 @@ def _experiment(key: str, rng: random.Random) -> Experiment:
         pk=experiment.pk, started_at__gt=timezone.now() - timedelta(days=60)
     ).update(started_at=timezone.now() - timedelta(days=60))
     experiment.refresh_from_db()
+    # ... and inside its first phase, when that is the one results read.
+    ExperimentPhase.objects.filter(
+        experiment=experiment, number=1, started_at__gt=experiment.started_at
+    ).update(started_at=experiment.started_at)
     return experiment
 
 

@@ -1,42 +1,115 @@
 """Experiment results from the raw impressions and outcomes (definitions in
 docs/recsys-experiments.md, "How results are computed").
 
-For a window of the last `days` UTC days: a variant's exposed users have at least one
-impression tagged with it; a user converts on outcome type T with at least one T outcome on
-such an impression. Control is the variant named "control", else the first.
+Population and window: results are per phase (rec_experiment_phases; default the latest) and
+cover that phase's run, from its start to its end (or now), optionally narrowed by `days`
+(the last N UTC days ending at the phase's end), `date_from` and `date_to` (UTC dates,
+inclusive). An ended experiment's window never moves, so its results never change.
+
+A user exposed in the window (at least one impression tagged with the experiment) is left
+out of inference, and counted in `excluded`, when they were forced into a variant (manual
+assignment), were exposed to more than one variant in the window, or were first exposed to
+the experiment before the phase started (in that order: each user counts once). The clean
+users make the variants: a user converts on outcome type T with at least one T outcome on a
+tagged impression in the window. Control is the variant named "control", else the first.
+
+Sample ratio mismatch is tested per phase against that phase's weights, on the users
+automatically assigned in the phase and exposed in the window.
 """
 
 from __future__ import annotations
 
-from django.db import connection
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
+from django.db import connection
+from django.utils import timezone
+
+from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES, evaluate
 from recsys_experiments.lib.statistics import compare_proportions, sample_ratio_mismatch
-from recsys_experiments.models import Experiment
+from recsys_experiments.models import Experiment, ExperimentPhase
 from telemetry.selectors import telemetry_health
 
-VARIANT_COUNTS = """
+EXCLUSIONS = ("manual", "multiple_variants", "before_phase")
+
+POPULATION = """
 with tagged as (
     select i.user_id, i.rec_request_id, i.media_item_id,
            i.request_context -> 'experiments' ->> %(key)s as variant
     from rec_impressions as i
-    where (i.created_at at time zone 'UTC')::date >= current_date - %(back)s
+    where i.created_at >= %(start)s and i.created_at < %(end)s
       and i.request_context -> 'experiments' ? %(key)s
       and (%(users)s::uuid[] is null or i.user_id = any(%(users)s::uuid[]))
+),
+exposed as (
+    select t.user_id, min(t.variant) as variant, count(distinct t.variant) as variants
+    from tagged as t
+    group by t.user_id
+),
+classified as (
+    select u.user_id, u.variant, a.variant as assigned_variant,
+           case
+               when a.assignment_mode = 'manual' then 'manual'
+               when u.variants > 1 then 'multiple_variants'
+               when exists (
+                   select 1 from rec_impressions as e
+                   where e.user_id = u.user_id and e.created_at < %(phase_start)s
+                     and e.request_context -> 'experiments' ? %(key)s
+               ) then 'before_phase'
+           end as excluded,
+           coalesce(
+               a.assignment_mode = 'auto' and (
+                   a.phase = %(phase)s
+                   or (a.phase is null and a.assigned_at >= %(phase_start)s
+                       and (%(phase_end)s::timestamptz is null
+                            or a.assigned_at < %(phase_end)s::timestamptz))
+               ),
+               false
+           ) as assigned_in_phase
+    from exposed as u
+    left join rec_user_experiment_assignments as a
+           on a.experiment_id = %(experiment_id)s and a.user_id = u.user_id
+),
+clean as (
+    select t.*
+    from tagged as t
+    join classified as c on c.user_id = t.user_id and c.excluded is null
 )
-select t.variant, null::text as outcome_type, count(*) as impressions,
-       count(distinct t.user_id) as users, null::float8 as mean_rating
-from tagged as t
-group by t.variant
+select 'exposure' as row, c.variant, null::text as outcome_type, count(*) as impressions,
+       count(distinct c.user_id) as users, null::float8 as mean_rating
+from clean as c
+group by c.variant
 union all
-select t.variant, o.outcome_type, null, count(distinct t.user_id),
+select 'outcome', c.variant, o.outcome_type, null, count(distinct c.user_id),
        avg(o.value) filter (where o.outcome_type = 'rating')
-from tagged as t
+from clean as c
 join rec_outcomes as o
-  on o.user_id = t.user_id and o.rec_request_id = t.rec_request_id
- and o.media_item_id = t.media_item_id
-group by t.variant, o.outcome_type
+  on o.user_id = c.user_id and o.rec_request_id = c.rec_request_id
+ and o.media_item_id = c.media_item_id
+group by c.variant, o.outcome_type
+union all
+select 'excluded', c.variant, c.excluded, null, count(*), null
+from classified as c
+where c.excluded is not null
+group by c.variant, c.excluded
+union all
+select 'srm', c.assigned_variant, null, null, count(*), null
+from classified as c
+where c.assigned_in_phase
+group by c.assigned_variant
 """
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end) in UTC, inside one phase."""
+
+    start: datetime
+    end: datetime
+
+    def as_dict(self) -> dict:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
 
 
 def control_of(experiment: Experiment) -> str:
@@ -44,20 +117,106 @@ def control_of(experiment: Experiment) -> str:
     return "control" if "control" in names else names[0]
 
 
-def variant_metrics(experiment: Experiment, *, days: int, user_ids=None) -> list[dict]:
+def parse_date(value, field: str) -> date | None:
+    """An ISO date (YYYY-MM-DD) from a query parameter or option, or None when absent;
+    InvalidInput naming `field` otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    if len(text) != 10 or not text.isascii():
+        raise InvalidInput({field: ["must be a date as YYYY-MM-DD"]})
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput({field: ["must be a real date as YYYY-MM-DD"]}) from None
+
+
+def experiment_phases(experiment: Experiment) -> list[dict]:
+    """The experiment's phases, oldest first. An experiment written without the services (no
+    phase rows) has one phase: its run with its current definition."""
+    phases = [phase.as_dict() for phase in ExperimentPhase.objects.filter(experiment=experiment)]
+    if phases or experiment.started_at is None:
+        return phases
+    return [
+        {
+            "number": 1,
+            "started_at": experiment.started_at.isoformat(),
+            "ended_at": experiment.ended_at.isoformat() if experiment.ended_at else None,
+            "weights": [
+                {"name": variant["name"], "weight": variant["weight"]}
+                for variant in experiment.variants
+            ],
+            "traffic": experiment.traffic,
+            "targeting": experiment.targeting,
+            "namespace": experiment.namespace,
+        }
+    ]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def analysis_window(
+    phase: dict | None, *, days=None, date_from=None, date_to=None, now=None
+) -> Window:
+    """The phase's run, narrowed to the last `days` UTC days ending at its end and to the
+    UTC dates `date_from`..`date_to` (inclusive). Empty (start == end) when nothing is left."""
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise InvalidInput({"from": [f"must not be after to ({date_to.isoformat()})"]})
+    now = now or timezone.now()
+    if phase is None:
+        return Window(now, now)
+    start = datetime.fromisoformat(phase["started_at"])
+    end = datetime.fromisoformat(phase["ended_at"]) if phase["ended_at"] else now
+    if days is not None:
+        last_day = (end - timedelta(microseconds=1)).astimezone(UTC).date()
+        start = max(start, _midnight(last_day - timedelta(days=days - 1)))
+    if date_from is not None:
+        start = max(start, _midnight(date_from))
+    if date_to is not None:
+        end = min(end, _midnight(date_to + timedelta(days=1)))
+    return Window(start, max(start, end))
+
+
+def _select_phase(phases: list[dict], number) -> dict | None:
+    if number is None:
+        return phases[-1] if phases else None
+    for phase in phases:
+        if phase["number"] == number:
+            return phase
+    known = ", ".join(str(phase["number"]) for phase in phases) or "none yet"
+    raise InvalidInput({"phase": [f"no phase {number} (phases: {known})"]})
+
+
+def _population(experiment: Experiment, phase: dict | None, window: Window, user_ids):
+    if phase is None or window.start >= window.end:
+        return []
     with connection.cursor() as cursor:
         cursor.execute(
-            VARIANT_COUNTS,
+            POPULATION,
             {
                 "key": experiment.key,
-                "back": days - 1,
+                "experiment_id": experiment.pk,
+                "start": window.start,
+                "end": window.end,
+                "phase": phase["number"],
+                "phase_start": datetime.fromisoformat(phase["started_at"]),
+                "phase_end": (
+                    datetime.fromisoformat(phase["ended_at"]) if phase["ended_at"] else None
+                ),
                 "users": [str(u) for u in user_ids] if user_ids is not None else None,
             },
         )
-        rows = cursor.fetchall()
-    exposure = {v: (imp, users) for v, kind, imp, users, _ in rows if kind is None}
-    converted = {(v, kind): users for v, kind, _, users, _ in rows if kind is not None}
-    ratings = {v: mean for v, kind, _, _, mean in rows if kind == "rating"}
+        return cursor.fetchall()
+
+
+def _variants(experiment: Experiment, rows) -> list[dict]:
+    exposure = {v: (imp, users) for row, v, _, imp, users, _ in rows if row == "exposure"}
+    converted = {(v, kind): users for row, v, kind, _, users, _ in rows if row == "outcome"}
+    ratings = {v: mean for row, v, kind, _, _, mean in rows if kind == "rating"}
     metrics = []
     for name in experiment.variant_names:
         impressions, exposed = exposure.get(name, (0, 0))
@@ -79,9 +238,43 @@ def variant_metrics(experiment: Experiment, *, days: int, user_ids=None) -> list
     return metrics
 
 
-def experiment_results(experiment: Experiment, *, days: int = 7, user_ids=None) -> dict:
-    """Per-variant metrics, comparisons with control, sample ratio mismatch and guardrails."""
-    variants = variant_metrics(experiment, days=days, user_ids=user_ids)
+def _srm(phase: dict | None, rows) -> dict:
+    weights = phase["weights"] if phase else []
+    assigned = {v: users for row, v, _, _, users, _ in rows if row == "srm"}
+    counts = [assigned.get(weight["name"], 0) for weight in weights]
+    return {
+        **sample_ratio_mismatch(counts, [weight["weight"] for weight in weights]),
+        "phase": phase["number"] if phase else None,
+        "users": dict(zip([weight["name"] for weight in weights], counts, strict=True)),
+        "weights": {weight["name"]: weight["weight"] for weight in weights},
+    }
+
+
+def experiment_results(
+    experiment: Experiment,
+    *,
+    phase: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    days: int | None = None,
+    user_ids=None,
+    now: datetime | None = None,
+) -> dict:
+    """Per-variant metrics of the clean population, comparisons with control, the excluded
+    users, sample ratio mismatch of the phase and guardrails, for one phase (default the
+    latest) over its window narrowed by `days`, `date_from` and `date_to`."""
+    phases = experiment_phases(experiment)
+    selected = _select_phase(phases, phase)
+    window = analysis_window(selected, days=days, date_from=date_from, date_to=date_to, now=now)
+    rows = _population(experiment, selected, window, user_ids)
+    variants = _variants(experiment, rows)
+    excluded = dict.fromkeys(EXCLUSIONS, 0)
+    manual = dict.fromkeys(experiment.variant_names, 0)
+    for row, variant, reason, _, users, _ in rows:
+        if row == "excluded":
+            excluded[reason] += users
+            if reason == "manual":
+                manual[variant] = manual.get(variant, 0) + users
     control = control_of(experiment)
     by_name = {variant["variant"]: variant for variant in variants}
     comparisons = []
@@ -98,21 +291,35 @@ def experiment_results(experiment: Experiment, *, days: int = 7, user_ids=None) 
             comparisons.append(
                 {"variant": variant["variant"], "outcome_type": kind, **result.as_dict()}
             )
-    srm = sample_ratio_mismatch(
-        [variant["exposed_users"] for variant in variants],
-        [variant["weight"] for variant in experiment.variants],
-    )
+    window_days = max(1, min(366, (window.end - window.start).days + 1))
     guardrails = evaluate(
         experiment.guardrails,
         control=control,
         variants=variants,
-        health=telemetry_health(days=days) if experiment.guardrails else {},
+        health=(
+            telemetry_health(
+                days=window_days,
+                until=(window.end - timedelta(microseconds=1)).astimezone(UTC).date(),
+            )
+            if experiment.guardrails
+            else {}
+        ),
     )
     return {
         "experiment": experiment.key,
         "days": days,
+        "window": window.as_dict(),
+        "phase": (
+            {key: selected[key] for key in ("number", "started_at", "ended_at", "weights")}
+            if selected
+            else None
+        ),
+        "phases": phases,
         "control": control,
-        "srm": srm,
+        "srm": _srm(selected, rows),
+        "excluded": excluded,
+        # The forced users' own row: per variant they were forced into.
+        "manual": [{"variant": name, "users": users} for name, users in manual.items()],
         "variants": variants,
         "comparisons": comparisons,
         "guardrails": guardrails,

@@ -49,6 +49,12 @@ def sim_user_ids() -> list:
     return list(users.values_list("pk", flat=True))
 
 
+def timeless(run: dict) -> dict:
+    """The run without the clock: its window ends now and its phase started when it ran."""
+    results = {k: v for k, v in run["results"].items() if k not in {"window", "phase", "phases"}}
+    return {**run, "results": results}
+
+
 def simulate_then_roll_back(*args) -> tuple[dict, list]:
     """The run and its users' ids, leaving the database as it was."""
     savepoint = transaction.savepoint()
@@ -65,7 +71,7 @@ def test_a_large_effect_is_recovered_through_the_real_paths(catalog_items):
     run = simulate(*args)
 
     # The same seed on the same database: the same users, variants and outcomes.
-    assert run == first
+    assert timeless(run) == timeless(first)
     assert sim_user_ids() == first_users and len(first_users) == 200
     like = like_row(run)
     assert like["covered"] is True

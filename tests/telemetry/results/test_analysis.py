@@ -28,6 +28,18 @@ def serve(user, item, experiments, request=None):
     return request
 
 
+def assign(experiment, user, variant, mode="auto", phase=None, at=None):
+    """An assignment row as rec_assign_variant (auto) or rec_set_user_variant (manual) stores
+    it, optionally back-dated."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "insert into rec_user_experiment_assignments (experiment_id, user_id, variant, "
+            "assignment_mode, phase, assigned_at) values (%s, %s, %s, %s, %s, "
+            "coalesce(%s, now()))",
+            [experiment.pk, user.pk, variant, mode, phase, at],
+        )
+
+
 def act(user, request, item, kind, value=None):
     with connection.cursor() as cursor:
         cursor.execute(
@@ -142,7 +154,9 @@ def test_admin_results_page_shows_comparisons_and_a_red_srm_banner(client, staff
     experiment = ActiveExperimentFactory(key="skewed")
     item = MediaItemFactory()
     for index, user in enumerate(UserFactory.create_batch(60)):
-        serve(user, item, {"skewed": "control" if index < 50 else "treatment"})
+        variant = "control" if index < 50 else "treatment"
+        assign(experiment, user, variant)
+        serve(user, item, {"skewed": variant})
     client.force_login(staff_user)
 
     page = client.get(f"/admin/recsys_experiments/experiment/{experiment.pk}/results/")
