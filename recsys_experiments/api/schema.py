@@ -52,5 +52,7 @@ def add_error_responses(result, generator, request, public):
                 response = {"description": description, "content": reference}
                 if status in {429, 503}:
                     response["headers"] = RETRY_AFTER
-                responses.setdefault(str(status), response)
+                existing = responses.setdefault(str(status), response)
+                # An operation may describe its own 400/404 (which parameters): same shape.
+                existing.setdefault("content", reference)
     return result

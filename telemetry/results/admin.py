@@ -7,18 +7,42 @@ from __future__ import annotations
 
 import json
 
+from django.contrib import messages
 from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
+from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.svg_chart import line_chart
 from recsys_experiments.models import AuditEntry
 from recsys_experiments.selectors import experiment_assignment_counts
 
-from .analysis import experiment_results
+from .analysis import experiment_results, parse_date
 from .selectors import experiment_daily_series
 
 
+def _results(request, experiment) -> tuple[dict, dict]:
+    """The results for ?phase=N&from=YYYY-MM-DD&to=YYYY-MM-DD (each optional: the latest
+    phase, its whole run); a bad value is shown as an error and the defaults are used."""
+    chosen = {name: request.GET.get(name, "") for name in ("phase", "from", "to")}
+    try:
+        phase = chosen["phase"]
+        if phase and not (phase.isascii() and phase.isdigit()):
+            raise InvalidInput({"phase": ["must be a phase number"]})
+        results = experiment_results(
+            experiment,
+            phase=int(phase) if phase else None,
+            date_from=parse_date(chosen["from"], "from"),
+            date_to=parse_date(chosen["to"], "to"),
+        )
+    except InvalidInput as error:
+        messages.error(request, f"{error.message}; showing the latest phase, whole run")
+        chosen = dict.fromkeys(chosen, "")
+        results = experiment_results(experiment)
+    return results, chosen
+
+
 def results_view(model_admin, request, experiment):
+    results, chosen = _results(request, experiment)
     charts, chart_data = [], {}
     for days in (7, 30):
         series = experiment_daily_series(experiment, days=days)
@@ -53,7 +77,8 @@ def results_view(model_admin, request, experiment):
             experiment,
             title=f"Results: {experiment.key}",
             counts=experiment_assignment_counts(experiment),
-            results=experiment_results(experiment, days=7),
+            results=results,
+            chosen=chosen,
             charts=charts,
             chart_data=chart_data,
             audit=AuditEntry.objects.filter(experiment=experiment).select_related(

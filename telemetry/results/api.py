@@ -1,37 +1,94 @@
 """The metrics endpoint: /api/v1/admin/experiments/<key>/metrics. Staff only, with the same
 permission as the other admin experiment endpoints."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.admin_experiments import TAGS, AdminExperimentApi
 from recsys_experiments.api.errors import days_param
+from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.selectors import experiment_get
 
-from .analysis import experiment_results
+from .analysis import experiment_results, parse_date
+
+
+def phase_param(request) -> int | None:
+    value = request.query_params.get("phase")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100_000:
+        raise InvalidInput({"phase": ["must be a phase number (a whole number from 1)"]})
+    return int(value)
 
 
 class ExperimentMetricsApi(AdminExperimentApi):
-    """Per-variant exposure and conversion, lift versus control with 95% CI and p-value,
-    sample ratio mismatch and guardrails, over the last `days` UTC days."""
+    """Per-variant exposure and conversion of the clean population, lift versus control with
+    95% CI and p-value, the excluded users, sample ratio mismatch of the phase and guardrails.
+    The window is the phase's run (default: the latest phase, from its start to its end or
+    now), narrowed by `days` (the last N UTC days ending at the phase's end) and `from`/`to`
+    (UTC dates, inclusive)."""
 
     @extend_schema(
         tags=TAGS,
-        parameters=[OpenApiParameter("days", int, required=False, description="default 7")],
-        responses=inline_serializer(
-            "ExperimentMetrics",
-            {
-                "experiment": serializers.CharField(),
-                "days": serializers.IntegerField(),
-                "control": serializers.CharField(),
-                "srm": serializers.DictField(),
-                "variants": serializers.ListField(child=serializers.DictField()),
-                "comparisons": serializers.ListField(child=serializers.DictField()),
-                "guardrails": serializers.ListField(child=serializers.DictField()),
-                "guardrails_passed": serializers.BooleanField(),
-            },
-        ),
+        parameters=[
+            OpenApiParameter(
+                "phase", int, required=False, description="phase number (default the latest)"
+            ),
+            OpenApiParameter(
+                "from", str, required=False, description="first UTC day, YYYY-MM-DD (inclusive)"
+            ),
+            OpenApiParameter(
+                "to", str, required=False, description="last UTC day, YYYY-MM-DD (inclusive)"
+            ),
+            OpenApiParameter(
+                "days",
+                int,
+                required=False,
+                description="the last N UTC days of the phase, ending at its end (1-366)",
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                "ExperimentMetrics",
+                {
+                    "experiment": serializers.CharField(),
+                    "days": serializers.IntegerField(allow_null=True),
+                    "window": serializers.DictField(),
+                    "phase": serializers.DictField(allow_null=True),
+                    "phases": serializers.ListField(child=serializers.DictField()),
+                    "control": serializers.CharField(),
+                    "srm": serializers.DictField(),
+                    "excluded": serializers.DictField(child=serializers.IntegerField()),
+                    "manual": serializers.ListField(child=serializers.DictField()),
+                    "variants": serializers.ListField(child=serializers.DictField()),
+                    "comparisons": serializers.ListField(child=serializers.DictField()),
+                    "guardrails": serializers.ListField(child=serializers.DictField()),
+                    "guardrails_passed": serializers.BooleanField(),
+                },
+            ),
+            # The error shape is added by recsys_experiments/api/schema.py.
+            400: OpenApiResponse(
+                description="Invalid input: `errors` names the bad parameter: `phase` (not a "
+                "number, or no such phase), `from` or `to` (not a real YYYY-MM-DD date, or "
+                "`from` after `to`), `days` (not 1-366)."
+            ),
+            404: OpenApiResponse(description="No such experiment."),
+        },
     )
     def get(self, request, key):
-        return Response(experiment_results(experiment_get(key), days=days_param(request)))
+        params = request.query_params
+        phase = phase_param(request)
+        date_from = parse_date(params.get("from"), "from")
+        date_to = parse_date(params.get("to"), "to")
+        days = days_param(request) if "days" in params else None
+        return Response(
+            experiment_results(
+                experiment_get(key), phase=phase, date_from=date_from, date_to=date_to, days=days
+            )
+        )

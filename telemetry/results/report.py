@@ -16,10 +16,27 @@ def _p(value) -> str:
 
 
 def report_lines(results: dict) -> list[str]:
+    phase, window = results["phase"], results["window"]
     lines = [
-        f"experiment {results['experiment']}: last {results['days']} days, "
-        f"control = {results['control']}"
+        f"experiment {results['experiment']}: "
+        + (
+            f"phase {phase['number']} of {len(results['phases'])}, "
+            f"window {window['from'][:16]} .. {window['to'][:16]} UTC"
+            if phase
+            else "not started"
+        )
+        + f", control = {results['control']}"
     ]
+    if phase:
+        weights = ", ".join(f"{w['name']} {w['weight']:g}" for w in phase["weights"])
+        lines.append(f"phase weights: {weights}")
+    excluded = results["excluded"]
+    manual = ", ".join(f"{row['variant']} {row['users']}" for row in results["manual"])
+    lines.append(
+        f"excluded users: manual {excluded['manual']} ({manual}), "
+        f"multiple variants {excluded['multiple_variants']}, "
+        f"first exposed before the phase {excluded['before_phase']}"
+    )
     srm = results["srm"]
     lines.append(
         "sample ratio: "

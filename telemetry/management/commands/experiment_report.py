@@ -1,26 +1,40 @@
 from django.core.management.base import CommandError
 
 from recsys_experiments.management.base import RecsysCommand
-from telemetry.results.analysis import experiment_results
+from telemetry.results.analysis import experiment_results, parse_date
 from telemetry.results.report import report_lines
 
 
 class Command(RecsysCommand):
     help = (
-        "An experiment's results over the last N days: exposed users, conversion per outcome "
-        "type, lift versus control with 95% CI and p-value, sample ratio mismatch and "
+        "An experiment's results for one phase (default the latest) over its run, optionally "
+        "narrowed by --days (the last N UTC days of the phase) and --from/--to (UTC dates): "
+        "exposed users of the clean population, conversion per outcome type, lift versus "
+        "control with 95% CI and p-value, excluded users, sample ratio mismatch and "
         "guardrails. Exits 1 when a guardrail fails."
     )
 
     def add_options(self, parser):
         parser.add_argument("key", help="experiment key")
-        parser.add_argument("--days", type=int, default=7, help="window in UTC days (default 7)")
+        parser.add_argument("--phase", type=int, help="phase number (default the latest)")
+        parser.add_argument("--from", dest="date_from", help="first UTC day, YYYY-MM-DD")
+        parser.add_argument("--to", dest="date_to", help="last UTC day, YYYY-MM-DD")
+        parser.add_argument(
+            "--days", type=int, help="the last N UTC days of the phase, ending at its end"
+        )
         self.add_json_flag(parser, "print JSON")
 
-    def run(self, *, key: str, days: int, as_json: bool, **options):
-        if not 1 <= days <= 366:
+    def run(self, *, key, phase, date_from, date_to, days, as_json, **options):
+        if days is not None and not 1 <= days <= 366:
             raise CommandError("--days must be from 1 to 366")
-        results = experiment_results(self.get_experiment(key), days=days)
+        if phase is not None and phase < 1:
+            raise CommandError("--phase must be a phase number from 1")
+        date_from, date_to = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+        if date_from and date_to and date_from > date_to:
+            raise CommandError("--from must not be after --to")
+        results = experiment_results(
+            self.get_experiment(key), phase=phase, date_from=date_from, date_to=date_to, days=days
+        )
         if as_json:
             self.emit_json(results)
         else:
