@@ -1,13 +1,27 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Now
 
-from recsys_experiments.lib.constants import ACTED_UPON_OUTCOME_TYPES, OUTCOME_TYPE_LABELS
+from recsys_experiments.lib.constants import (
+    ACTED_UPON_OUTCOME_TYPES,
+    IMPRESSION,
+    KEY_PATTERN,
+    METRIC_EVENT_LABELS,
+    METRIC_KIND_LABELS,
+    METRIC_VALUE_LABELS,
+    OUTCOME_TYPE_LABELS,
+    RATIO,
+    VALUED_OUTCOME_TYPES,
+)
 from recsys_experiments.models import text_choices
 
 OutcomeType = text_choices("OutcomeType", OUTCOME_TYPE_LABELS)
+MetricKind = text_choices("MetricKind", METRIC_KIND_LABELS)
+MetricEvent = text_choices("MetricEvent", METRIC_EVENT_LABELS)
+MetricValue = text_choices("MetricValue", METRIC_VALUE_LABELS)
 
 # Outcomes after which an item is never served to that user again.
 ACTED_UPON_TYPES = tuple(OutcomeType(value) for value in ACTED_UPON_OUTCOME_TYPES)
@@ -122,3 +136,111 @@ class AlertThreshold(models.Model):
 
     def __str__(self) -> str:
         return self.alert
+
+
+class Metric(models.Model):
+    """A metric of the catalogue (docs/recsys-experiments.md, "Metrics and inference").
+
+    - ratio: events of `numerator` / events of `denominator` per variant (likes per
+      impression), variance by the delta method clustered by user;
+    - mean: per exposed user, `value` of the `numerator` events (count, sum or mean of their
+      values), Welch's t-test;
+    - proportion: the share of exposed users with at least one `numerator` event.
+    Outcomes count when they are joined to an impression of the variant."""
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.TextField(unique=True, help_text="Slug: lowercase letters, digits, _")
+    name = models.TextField(help_text="What the chart and the report call it")
+    kind = models.TextField(choices=MetricKind.choices)
+    numerator = models.TextField(choices=MetricEvent.choices)
+    denominator = models.TextField(
+        choices=MetricEvent.choices, null=True, blank=True, help_text="Ratio metrics only"
+    )
+    value = models.TextField(
+        choices=MetricValue.choices,
+        default="count",
+        help_text="Mean metrics: what each user contributes",
+    )
+    description = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "rec_metrics"
+        ordering = ("key",)
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(key__regex=KEY_PATTERN), name="rec_metrics_key_slug_check"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=MetricKind.values), name="rec_metrics_kind_check"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(numerator__in=MetricEvent.values),
+                name="rec_metrics_numerator_check",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(denominator__isnull=True)
+                | models.Q(denominator__in=MetricEvent.values),
+                name="rec_metrics_denominator_check",
+            ),
+            # A ratio has a denominator; the other kinds have none.
+            models.CheckConstraint(
+                condition=models.Q(kind=RATIO, denominator__isnull=False)
+                | (~models.Q(kind=RATIO) & models.Q(denominator__isnull=True)),
+                name="rec_metrics_ratio_denominator_check",
+            ),
+            # Values are summed or averaged only for outcome types that carry one.
+            models.CheckConstraint(
+                condition=models.Q(value="count")
+                | models.Q(value__in=["sum", "mean"], numerator__in=VALUED_OUTCOME_TYPES),
+                name="rec_metrics_value_check",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        if self.kind == RATIO and not self.denominator:
+            raise ValidationError({"denominator": "A ratio metric needs a denominator event."})
+        if self.kind != RATIO and self.denominator:
+            raise ValidationError({"denominator": "Only a ratio metric has a denominator."})
+        if self.value != "count" and self.numerator not in VALUED_OUTCOME_TYPES:
+            raise ValidationError(
+                {"value": f"Only {', '.join(VALUED_OUTCOME_TYPES)} events carry a value."}
+            )
+        if self.kind == "proportion" and self.numerator == IMPRESSION:
+            raise ValidationError({"numerator": "Every exposed user has an impression."})
+
+
+class ExperimentMetric(models.Model):
+    """A metric an experiment reports; at most one is its primary metric."""
+
+    id = models.BigAutoField(primary_key=True)
+    experiment = models.ForeignKey(
+        "recsys_experiments.Experiment",
+        on_delete=models.CASCADE,
+        db_index=False,
+        related_name="experiment_metrics",
+    )
+    metric = models.ForeignKey(
+        Metric, on_delete=models.PROTECT, db_index=False, related_name="experiment_metrics"
+    )
+    is_primary = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "rec_experiment_metrics"
+        ordering = ("-is_primary", "metric__key")
+        indexes = [models.Index(fields=["metric"], name="idx_rec_exp_metrics_metric")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "metric"], name="rec_experiment_metrics_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["experiment"],
+                condition=models.Q(is_primary=True),
+                name="rec_experiment_metrics_one_primary",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id}{' (primary)' if self.is_primary else ''}"

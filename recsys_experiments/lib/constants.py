@@ -43,3 +43,26 @@ KEY_RE = re.compile(rf"\A{KEY_BODY}\Z")
 SALT_BODY = "[!-~]{1,64}"
 SALT_PATTERN = f"^{SALT_BODY}$"
 SALT_RE = re.compile(rf"\A{SALT_BODY}\Z")
+
+# The metric catalogue (rec_metrics; docs/recsys-experiments.md, "Metrics and inference").
+METRIC_KIND_LABELS = {
+    "ratio": "Ratio: numerator events / denominator events (delta method by user)",
+    "mean": "Mean per exposed user (Welch's t-test)",
+    "proportion": "Share of exposed users with at least one event",
+}
+METRIC_KINDS = tuple(METRIC_KIND_LABELS)
+RATIO, MEAN, PROPORTION = METRIC_KINDS
+# What a metric counts: an impression, or an outcome of one type (joined to its impression).
+IMPRESSION = "impression"
+METRIC_EVENT_LABELS = {IMPRESSION: "Impression", **OUTCOME_TYPE_LABELS}
+METRIC_EVENTS = tuple(METRIC_EVENT_LABELS)
+# Outcome types that carry a value (rec_outcomes_value_check): only these can be summed.
+VALUED_OUTCOME_TYPES = ("rating",)
+# A mean metric's per-user value: the number of events, the sum of their values, or the mean
+# of their values (users without such an event are then left out).
+METRIC_VALUE_LABELS = {
+    "count": "Number of events per user",
+    "sum": "Sum of the event values per user",
+    "mean": "Mean of the event values per user (users with at least one event)",
+}
+METRIC_VALUES = tuple(METRIC_VALUE_LABELS)

@@ -8,6 +8,18 @@
 
 Where the data cannot answer (no exposed users, a rate of 0 or 1 on both sides) the result
 says so with `None` values and a reason, never NaN.
+
+Metric lifts (`Lift`, one shape for every metric kind; docs/recsys-experiments.md, "Metrics
+and inference"):
+- ratio (`ratio_lift`): sum of numerator events / sum of denominator events per variant
+  (likes per impression); the user is the unit of randomisation, so the variance comes from the
+  delta method over per-user (numerator, denominator) pairs, clustered by user; z-test.
+- mean per user (`mean_lift`): one value per user; Welch's t-test (unequal variances).
+- proportion (`proportion_lift`): users with at least one event, `compare_proportions`.
+Each gives the absolute lift with its CI and p-value, and the relative lift with a CI from the
+delta method for a ratio of two independent estimates.
+- Multiple testing (`adjust_p_values`): Holm (default) or Benjamini-Hochberg, equal to
+  statsmodels' `multipletests(method="holm" | "fdr_bh")`.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
@@ -83,3 +96,203 @@ def sample_ratio_mismatch(exposed: Sequence[int], weights: Sequence[float]) -> d
         "flagged": bool(p_value < SRM_ALPHA),
         "note": None,
     }
+
+
+# Why a lift cannot be computed (the `reason` of a `Lift`).
+EMPTY_ARM = "empty arm: no users in a variant"
+ONE_USER = "one user in a variant: no variance estimate"
+ZERO_DENOMINATOR = "no denominator events in a variant"
+ZERO_VARIANCE = "zero variance: every user has the same value"
+ZERO_CONTROL = "control value is zero: no relative lift"
+
+
+@dataclass(frozen=True)
+class Lift:
+    """A variant's metric against control's. Values the data cannot give are None (never NaN)
+    and `reason` says why."""
+
+    value: float | None
+    control_value: float | None
+    abs_lift: float | None = None
+    abs_ci_low: float | None = None
+    abs_ci_high: float | None = None
+    rel_lift: float | None = None
+    rel_ci_low: float | None = None
+    rel_ci_high: float | None = None
+    p_value: float | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def _relative(
+    value: float, var: float, control: float, control_var: float, quantile: float
+) -> tuple[float | None, float | None, float | None]:
+    """value / control - 1 with the delta-method interval for a ratio of independent estimates:
+    Var(a/b) ~ Var(a)/b^2 + a^2 Var(b)/b^4."""
+    if control == 0:
+        return None, None, None
+    rel = value / control - 1
+    se = math.sqrt(var / control**2 + value**2 * control_var / control**4)
+    return rel, _finite(rel - quantile * se), _finite(rel + quantile * se)
+
+
+def _lift(
+    value: float,
+    var: float,
+    control: float,
+    control_var: float,
+    *,
+    quantile: float,
+    p_value: float | None,
+    reason: str | None = None,
+) -> Lift:
+    diff = value - control
+    se = math.sqrt(var + control_var)
+    rel, rel_low, rel_high = _relative(value, var, control, control_var, quantile)
+    return Lift(
+        value=value,
+        control_value=control,
+        abs_lift=diff,
+        abs_ci_low=_finite(diff - quantile * se),
+        abs_ci_high=_finite(diff + quantile * se),
+        rel_lift=rel,
+        rel_ci_low=rel_low,
+        rel_ci_high=rel_high,
+        p_value=None if p_value is None else _finite(p_value),
+        reason=reason if reason else (ZERO_CONTROL if rel is None else None),
+    )
+
+
+def ratio_estimate(numerator: Sequence[float], denominator: Sequence[float]) -> tuple[float, float]:
+    """sum(x) / sum(y) over users and its delta-method variance, clustered by user:
+    Var(R) ~ (s_x^2 - 2 R s_xy + R^2 s_y^2) / (n mean_y^2), sample (co)variances with n - 1."""
+    x = np.asarray(numerator, dtype=float)
+    y = np.asarray(denominator, dtype=float)
+    n = len(x)
+    mean_x, mean_y = x.mean(), y.mean()
+    ratio = mean_x / mean_y
+    cov = np.cov(x, y, ddof=1)
+    var = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (n * mean_y**2)
+    return float(ratio), max(float(var), 0.0)
+
+
+def ratio_lift(
+    *,
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    control_numerator: Sequence[float],
+    control_denominator: Sequence[float],
+    confidence: float = CONFIDENCE,
+) -> Lift:
+    """Ratio metric (e.g. likes per impression) per variant from per-user numerator and
+    denominator totals; the difference of the two ratios is tested with a z-test on the
+    delta-method standard error."""
+    if len(numerator) != len(denominator) or len(control_numerator) != len(control_denominator):
+        raise ValueError("numerator and denominator need one entry per user")
+    arms = ((numerator, denominator), (control_numerator, control_denominator))
+    if any(len(x) == 0 for x, _ in arms):
+        return Lift(None, None, reason=EMPTY_ARM)
+    if any(sum(y) <= 0 for _, y in arms):
+        values = [sum(x) / sum(y) if sum(y) > 0 else None for x, y in arms]
+        return Lift(values[0], values[1], reason=ZERO_DENOMINATOR)
+    if any(len(x) < 2 for x, _ in arms):
+        return Lift(
+            sum(numerator) / sum(denominator),
+            sum(control_numerator) / sum(control_denominator),
+            reason=ONE_USER,
+        )
+    value, var = ratio_estimate(numerator, denominator)
+    control, control_var = ratio_estimate(control_numerator, control_denominator)
+    return _from_estimates(value, var, control, control_var, confidence)
+
+
+def _from_estimates(
+    value: float, var: float, control: float, control_var: float, confidence: float
+) -> Lift:
+    se = math.sqrt(var + control_var)
+    if se == 0:
+        return Lift(value, control, abs_lift=value - control, reason=ZERO_VARIANCE)
+    p_value = float(2 * stats.norm.sf(abs(value - control) / se))
+    return _lift(value, var, control, control_var, quantile=_z(confidence), p_value=p_value)
+
+
+def mean_lift(
+    *, values: Sequence[float], control_values: Sequence[float], confidence: float = CONFIDENCE
+) -> Lift:
+    """Mean per user (one value per user): Welch's t-test and its interval for the difference
+    (Welch-Satterthwaite degrees of freedom); the relative interval uses the same t quantile."""
+    if len(values) == 0 or len(control_values) == 0:
+        return Lift(None, None, reason=EMPTY_ARM)
+    a = np.asarray(values, dtype=float)
+    b = np.asarray(control_values, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return Lift(float(a.mean()), float(b.mean()), reason=ONE_USER)
+    mean, control = float(a.mean()), float(b.mean())
+    var, control_var = float(a.var(ddof=1)) / len(a), float(b.var(ddof=1)) / len(b)
+    if var + control_var == 0:
+        return Lift(mean, control, abs_lift=mean - control, reason=ZERO_VARIANCE)
+    df = (var + control_var) ** 2 / (var**2 / (len(a) - 1) + control_var**2 / (len(b) - 1))
+    t = (mean - control) / math.sqrt(var + control_var)
+    p_value = float(2 * stats.t.sf(abs(t), df))
+    quantile = float(stats.t.ppf(0.5 + confidence / 2, df))
+    return _lift(mean, var, control, control_var, quantile=quantile, p_value=p_value)
+
+
+def proportion_lift(
+    *,
+    converted: int,
+    exposed: int,
+    control_converted: int,
+    control_exposed: int,
+    confidence: float = CONFIDENCE,
+) -> Lift:
+    """Users with at least one event: `compare_proportions` (pooled z-test p-value, Wald
+    interval) in the `Lift` shape, with the delta-method relative interval."""
+    if exposed <= 0 or control_exposed <= 0:
+        return Lift(None, None, reason=EMPTY_ARM)
+    if exposed < 2 or control_exposed < 2:
+        return Lift(converted / exposed, control_converted / control_exposed, reason=ONE_USER)
+    base = compare_proportions(
+        control_converted=control_converted,
+        control_exposed=control_exposed,
+        converted=converted,
+        exposed=exposed,
+    )
+    p1, p0 = base.rate, base.control_rate
+    if base.p_value is None or (p1 * (1 - p1) == 0 and p0 * (1 - p0) == 0):
+        return Lift(p1, p0, abs_lift=base.abs_lift, reason=ZERO_VARIANCE)
+    var, control_var = p1 * (1 - p1) / exposed, p0 * (1 - p0) / control_exposed
+    return _lift(p1, var, p0, control_var, quantile=_z(confidence), p_value=base.p_value)
+
+
+CORRECTIONS = ("holm", "bh")
+
+
+def adjust_p_values(p_values: Sequence[float | None], method: str = "holm") -> list[float | None]:
+    """Family-wise (Holm, step-down Bonferroni) or false-discovery-rate (Benjamini-Hochberg)
+    adjusted p-values, in the input order. None entries (no test) are left out of the family
+    and stay None."""
+    if method not in CORRECTIONS:
+        raise ValueError(f"method must be one of {', '.join(CORRECTIONS)}")
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(p_values)
+    ordered = sorted(present)
+    if method == "holm":
+        running = 0.0
+        for rank, (p, i) in enumerate(ordered):
+            running = max(running, min(1.0, (m - rank) * p))
+            adjusted[i] = running
+    else:
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            p, i = ordered[rank]
+            running = min(running, m * p / (rank + 1))
+            adjusted[i] = min(1.0, running)
+    return adjusted

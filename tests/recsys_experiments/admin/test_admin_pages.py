@@ -393,6 +393,8 @@ CHANGELISTS = [
     "/admin/accounts/user/",
     "/admin/auth/group/",
     "/admin/telemetry/alertthreshold/",
+    "/admin/telemetry/metric/",
+    "/admin/telemetry/experimentmetric/",
     "/admin/deck/mediaitem/",
 ]
 JUNK_QUERIES = [

@@ -1,0 +1,238 @@
+"""Catalogue metrics for an experiment: per-user counts from one SQL query, then the lifts of
+recsys_experiments/lib/statistics.py per metric and variant, with adjusted p-values
+(definitions in docs/recsys-experiments.md, "Metrics and inference").
+
+- The window is `(start, end)`: impressions with `start <= created_at < end` (end None: now).
+- The population is `{variant: user ids}`: a user counts in a variant only through impressions
+  tagged with that variant (the caller has already dropped forced, multi-variant and
+  before-phase users); None counts every user with a tagged impression.
+- A user is in a variant's rows when they have at least one such impression. An outcome counts
+  when it is joined to one of them on (user_id, rec_request_id, media_item_id), whenever it
+  occurred; a repeated impression of the same item in the same request counts its outcomes once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from recsys_experiments.lib.constants import IMPRESSION, MEAN, OUTCOME_TYPES, PROPORTION, RATIO
+from recsys_experiments.lib.statistics import (
+    CORRECTIONS,
+    Lift,
+    adjust_p_values,
+    mean_lift,
+    proportion_lift,
+    ratio_lift,
+)
+from recsys_experiments.models import Experiment
+from telemetry.models import Metric
+
+# Column names come from lib/constants.OUTCOME_TYPES (never from input).
+_OUTCOME_COLUMNS = ",\n       ".join(
+    f"count(o.user_id) filter (where o.outcome_type = '{kind}') as {kind}_events, "
+    f"coalesce(sum(o.value) filter (where o.outcome_type = '{kind}'), 0) as {kind}_sum"
+    for kind in OUTCOME_TYPES
+)
+
+# The only interpolation: the outcome columns, built from the constants above.
+PER_USER_COUNTS = f"""
+with population as (
+    select p.user_id, p.variant
+    from unnest(%(users)s::uuid[], %(variants)s::text[]) as p(user_id, variant)
+),
+tagged as (
+    select i.user_id, i.rec_request_id, i.media_item_id,
+           i.request_context -> 'experiments' ->> %(key)s as variant
+    from rec_impressions as i
+    where i.created_at >= %(start)s and i.created_at < %(end)s
+      and i.request_context -> 'experiments' ? %(key)s
+),
+scoped as (
+    select t.* from tagged as t
+    where %(everyone)s
+       or exists (select 1 from population as p
+                  where p.user_id = t.user_id and p.variant = t.variant)
+),
+impressions as (
+    select s.user_id, s.variant, count(*) as impressions
+    from scoped as s group by s.user_id, s.variant
+),
+served as (
+    select distinct s.user_id, s.variant, s.rec_request_id, s.media_item_id from scoped as s
+),
+outcomes as (
+    select v.user_id, v.variant,
+       {_OUTCOME_COLUMNS}
+    from served as v
+    join rec_outcomes as o
+      on o.user_id = v.user_id and o.rec_request_id = v.rec_request_id
+     and o.media_item_id = v.media_item_id
+    group by v.user_id, v.variant
+)
+select i.user_id, i.variant, i.impressions, o.*
+from impressions as i
+left join outcomes as o on o.user_id = i.user_id and o.variant = i.variant
+order by i.variant, i.user_id
+"""  # noqa: S608
+
+
+@dataclass(frozen=True)
+class UserCounts:
+    """One user's events in one variant: impressions, and per outcome type the number of
+    outcomes and the sum of their values."""
+
+    user_id: str
+    variant: str
+    impressions: int
+    events: dict[str, int] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def count(self, event: str) -> int:
+        return self.impressions if event == IMPRESSION else self.events.get(event, 0)
+
+
+def _window(window) -> tuple[datetime, datetime]:
+    start, end = window
+    return start, end if end is not None else timezone.now()
+
+
+def per_user_counts(
+    experiment_key: str,
+    *,
+    population: Mapping[str, Collection] | None,
+    window: tuple[datetime, datetime | None],
+) -> list[UserCounts]:
+    """Per user and variant of the experiment: impressions in the window and, per outcome type,
+    the outcomes joined to them (count and value sum). One query."""
+    start, end = _window(window)
+    users, variants = [], []
+    for variant, user_ids in (population or {}).items():
+        for user_id in user_ids:
+            users.append(str(user_id))
+            variants.append(variant)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            PER_USER_COUNTS,
+            {
+                "key": experiment_key,
+                "start": start,
+                "end": end,
+                "everyone": population is None,
+                "users": users,
+                "variants": variants,
+            },
+        )
+        rows = cursor.fetchall()
+    counts = []
+    for user_id, variant, impressions, _user, _variant, *per_type in rows:
+        events = {kind: int(per_type[2 * n] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
+        sums = {kind: float(per_type[2 * n + 1] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
+        counts.append(UserCounts(str(user_id), variant, int(impressions), events, sums))
+    return counts
+
+
+def metric_lift(metric: Metric, users: Sequence[UserCounts], control: Sequence[UserCounts]) -> Lift:
+    """The metric's lift of one variant's users against control's users."""
+    if metric.kind == RATIO:
+        return ratio_lift(
+            numerator=[u.count(metric.numerator) for u in users],
+            denominator=[u.count(metric.denominator) for u in users],
+            control_numerator=[u.count(metric.numerator) for u in control],
+            control_denominator=[u.count(metric.denominator) for u in control],
+        )
+    if metric.kind == MEAN:
+        return mean_lift(
+            values=per_user_values(metric, users), control_values=per_user_values(metric, control)
+        )
+    if metric.kind == PROPORTION:
+        return proportion_lift(
+            converted=sum(u.count(metric.numerator) > 0 for u in users),
+            exposed=len(users),
+            control_converted=sum(u.count(metric.numerator) > 0 for u in control),
+            control_exposed=len(control),
+        )
+    raise ValueError(f"unknown metric kind {metric.kind!r}")
+
+
+def per_user_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
+    """A mean metric's value per user: the count of events, the sum of their values, or (for
+    `mean`) the mean of their values over users with at least one."""
+    if metric.value == "count":
+        return [float(u.count(metric.numerator)) for u in users]
+    if metric.value == "sum":
+        return [u.sums.get(metric.numerator, 0.0) for u in users]
+    return [
+        u.sums[metric.numerator] / u.events[metric.numerator]
+        for u in users
+        if u.events.get(metric.numerator, 0) > 0
+    ]
+
+
+def metric_rows(
+    experiment: Experiment,
+    population: Mapping[str, Collection] | None,
+    window: tuple[datetime, datetime | None],
+    metrics: Iterable[Metric],
+    control: str,
+    correction: str = "holm",
+) -> list[dict]:
+    """One row per metric and non-control variant: {metric, kind, variant, control_value,
+    value, abs_lift, abs_ci_low, abs_ci_high, rel_lift, rel_ci_low, rel_ci_high, p_value,
+    p_adjusted, sequential, reason?}. `p_value` is always the raw p-value (what the primary
+    metric is judged on); `p_adjusted` corrects across all rows (metrics x variants) by Holm
+    (default) or Benjamini-Hochberg ("bh"); a row with no test has neither."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}")
+    if control not in experiment.variant_names:
+        raise ValueError(f"control {control!r} is not a variant of {experiment.key}")
+    by_variant: dict[str, list[UserCounts]] = {name: [] for name in experiment.variant_names}
+    for counts in per_user_counts(experiment.key, population=population, window=window):
+        by_variant.setdefault(counts.variant, []).append(counts)
+    rows = []
+    for metric in metrics:
+        for variant in experiment.variant_names:
+            if variant == control:
+                continue
+            lift = metric_lift(metric, by_variant[variant], by_variant[control])
+            row = {"metric": metric.key, "kind": metric.kind, "variant": variant, **lift.as_dict()}
+            rows.append(row)
+    adjusted = adjust_p_values([row["p_value"] for row in rows], correction)
+    ordered = []
+    for row, p_adjusted in zip(rows, adjusted, strict=True):
+        reason = row.pop("reason")
+        ordered.append(
+            {
+                "metric": row["metric"],
+                "kind": row["kind"],
+                "variant": row["variant"],
+                "control_value": row["control_value"],
+                "value": row["value"],
+                "abs_lift": row["abs_lift"],
+                "abs_ci_low": row["abs_ci_low"],
+                "abs_ci_high": row["abs_ci_high"],
+                "rel_lift": row["rel_lift"],
+                "rel_ci_low": row["rel_ci_low"],
+                "rel_ci_high": row["rel_ci_high"],
+                "p_value": row["p_value"],
+                "p_adjusted": p_adjusted,
+                "sequential": False,
+                **({"reason": reason} if reason else {}),
+            }
+        )
+    return ordered
+
+
+def experiment_metrics(experiment: Experiment) -> list[Metric]:
+    """The experiment's metrics, primary first; the whole catalogue when it names none."""
+    linked = [link.metric for link in experiment.experiment_metrics.select_related("metric")]
+    return linked or list(Metric.objects.all())
+
+
+def primary_metric(experiment: Experiment) -> Metric | None:
+    link = experiment.experiment_metrics.filter(is_primary=True).select_related("metric").first()
+    return link.metric if link else None
