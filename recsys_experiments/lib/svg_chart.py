@@ -81,3 +81,51 @@ def line_chart(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def forest_plot(
+    *,
+    title: str,
+    rows: Sequence[tuple[str, float | None, float | None, float | None]],
+    x_format: Callable[[float], str] = lambda value: f"{value:+.1%}",
+    width: int = 560,
+    row_height: int = 22,
+) -> str:
+    """One horizontal interval per row (label, estimate, low, high) around a zero line: the
+    confidence intervals of lifts side by side. A row without an interval shows its label only."""
+    left, right, top, bottom = 190, 16, 28, 30
+    height = top + bottom + row_height * max(len(rows), 1)
+    plot_w = width - left - right
+    bounds = [v for _, _, low, high in rows for v in (low, high) if v is not None]
+    reach = max([abs(v) for v in bounds] or [1.0]) or 1.0
+
+    def x(value: float) -> float:
+        return left + plot_w * (value + reach) / (2 * reach)
+
+    parts = [
+        f'<svg class="recsys-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}">',
+        f'<text x="8" y="16" class="chart-title">{escape(title)}</text>',
+        f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{height - bottom + 4}" '
+        'stroke="#999" stroke-dasharray="3,3"/>',
+    ]
+    for index, (label, estimate, low, high) in enumerate(rows):
+        y = top + row_height * index + row_height / 2
+        parts.append(f'<text x="8" y="{y + 4:.1f}" font-size="11">{escape(label)}</text>')
+        if low is None or high is None or estimate is None:
+            parts.append(f'<text x="{left}" y="{y + 4:.1f}" font-size="11">no interval</text>')
+            continue
+        colour = PALETTE[0] if low > 0 else PALETTE[3] if high < 0 else "#6b6b6b"
+        parts.append(
+            f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" '
+            f'stroke="{colour}" stroke-width="2"/>'
+            f'<circle cx="{x(estimate):.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"/>'
+        )
+    for value in (-reach, 0.0, reach):
+        parts.append(
+            f'<text x="{x(value):.1f}" y="{height - 10}" font-size="10" text-anchor="middle">'
+            f"{escape(x_format(value))}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

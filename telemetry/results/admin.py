@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
 from recsys_experiments.lib.errors import InvalidInput
-from recsys_experiments.lib.svg_chart import line_chart
+from recsys_experiments.lib.svg_chart import forest_plot, line_chart
 from recsys_experiments.models import AuditEntry
 from recsys_experiments.selectors import experiment_assignment_counts
 
@@ -39,6 +39,10 @@ def _results(request, experiment) -> tuple[dict, dict]:
         chosen = dict.fromkeys(chosen, "")
         results = experiment_results(experiment)
     return results, chosen
+
+
+def _relative(row: dict) -> tuple:
+    return row["rel_lift"], row["rel_ci_low"], row["rel_ci_high"]
 
 
 def results_view(model_admin, request, experiment):
@@ -69,6 +73,15 @@ def results_view(model_admin, request, experiment):
                 ),
             }
         )
+    forest = mark_safe(  # noqa: S308 - forest_plot escapes every label
+        forest_plot(
+            title="Relative lift vs control, 95% CI (per metric and variant)",
+            rows=[
+                (f"{row['metric']} · {row['variant']}", *_relative(row))
+                for row in results["metrics"]
+            ],
+        )
+    )
     return TemplateResponse(
         request,
         "admin/recsys_experiments/experiment/results.html",
@@ -80,6 +93,7 @@ def results_view(model_admin, request, experiment):
             results=results,
             chosen=chosen,
             charts=charts,
+            forest=forest,
             chart_data=chart_data,
             audit=AuditEntry.objects.filter(experiment=experiment).select_related(
                 "actor", "subject_user"

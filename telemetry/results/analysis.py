@@ -29,11 +29,13 @@ from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES, evaluate
 from recsys_experiments.lib.statistics import compare_proportions, sample_ratio_mismatch
 from recsys_experiments.models import Experiment, ExperimentPhase
+from telemetry.results.metrics import experiment_metrics, metric_rows, primary_metric
 from telemetry.selectors import telemetry_health
 
 EXCLUSIONS = ("manual", "multiple_variants", "before_phase")
 
-POPULATION = """
+# The phase's users in the window, each classified: excluded (and why) or clean.
+CLASSIFIED = """
 with tagged as (
     select i.user_id, i.rec_request_id, i.media_item_id,
            i.request_context -> 'experiments' ->> %(key)s as variant
@@ -70,7 +72,12 @@ classified as (
     from exposed as u
     left join rec_user_experiment_assignments as a
            on a.experiment_id = %(experiment_id)s and a.user_id = u.user_id
-),
+)
+"""
+
+POPULATION = (
+    CLASSIFIED  # noqa: S608 - constant SQL text joined to constant SQL text
+    + """,
 clean as (
     select t.*
     from tagged as t
@@ -99,6 +106,18 @@ from classified as c
 where c.assigned_in_phase
 group by c.assigned_variant
 """
+)
+
+# The clean population itself, {variant: user ids}, for the per-user metrics.
+CLEAN_USERS = (
+    CLASSIFIED
+    + """
+select c.variant, array_agg(c.user_id)
+from classified as c
+where c.excluded is null
+group by c.variant
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -191,12 +210,14 @@ def _select_phase(phases: list[dict], number) -> dict | None:
     raise InvalidInput({"phase": [f"no phase {number} (phases: {known})"]})
 
 
-def _population(experiment: Experiment, phase: dict | None, window: Window, user_ids):
+def _population(
+    experiment: Experiment, phase: dict | None, window: Window, user_ids, query: str = POPULATION
+):
     if phase is None or window.start >= window.end:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            POPULATION,
+            query,
             {
                 "key": experiment.key,
                 "experiment_id": experiment.pk,
@@ -259,6 +280,7 @@ def experiment_results(
     days: int | None = None,
     user_ids=None,
     now: datetime | None = None,
+    correction: str = "holm",
 ) -> dict:
     """Per-variant metrics of the clean population, comparisons with control, the excluded
     users, sample ratio mismatch of the phase and guardrails, for one phase (default the
@@ -305,6 +327,9 @@ def experiment_results(
             else {}
         ),
     )
+    clean_users = dict(_population(experiment, selected, window, user_ids, query=CLEAN_USERS))
+    metrics = experiment_metrics(experiment)
+    primary = primary_metric(experiment)
     return {
         "experiment": experiment.key,
         "days": days,
@@ -322,6 +347,18 @@ def experiment_results(
         "manual": [{"variant": name, "users": users} for name, users in manual.items()],
         "variants": variants,
         "comparisons": comparisons,
+        "primary_metric": primary.key if primary else None,
+        "correction": correction,
+        "metrics": metric_rows(
+            experiment,
+            {name: clean_users.get(name, []) for name in experiment.variant_names},
+            (window.start, window.end),
+            metrics,
+            control,
+            correction,
+        )
+        if selected is not None and window.start < window.end
+        else [],
         "guardrails": guardrails,
         "guardrails_passed": all(result["passed"] for result in guardrails),
     }

@@ -12,7 +12,9 @@ from rest_framework.response import Response
 
 from recsys_experiments.api.admin_experiments import TAGS, AdminExperimentApi
 from recsys_experiments.api.errors import days_param
+from recsys_experiments.lib.constants import METRIC_KINDS
 from recsys_experiments.lib.errors import InvalidInput
+from recsys_experiments.lib.statistics import CORRECTIONS
 from recsys_experiments.selectors import experiment_get
 
 from .analysis import experiment_results, parse_date
@@ -25,6 +27,38 @@ def phase_param(request) -> int | None:
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100_000:
         raise InvalidInput({"phase": ["must be a phase number (a whole number from 1)"]})
     return int(value)
+
+
+def correction_param(request) -> str:
+    value = request.query_params.get("correction", "holm")
+    if value not in CORRECTIONS:
+        raise InvalidInput({"correction": [f"must be one of {', '.join(CORRECTIONS)}"]})
+    return value
+
+
+METRIC_ROW = inline_serializer(
+    "MetricRow",
+    {
+        "metric": serializers.CharField(),
+        "kind": serializers.ChoiceField(choices=list(METRIC_KINDS)),
+        "variant": serializers.CharField(),
+        "control_value": serializers.FloatField(allow_null=True),
+        "value": serializers.FloatField(allow_null=True),
+        "abs_lift": serializers.FloatField(allow_null=True),
+        "abs_ci_low": serializers.FloatField(allow_null=True),
+        "abs_ci_high": serializers.FloatField(allow_null=True),
+        "rel_lift": serializers.FloatField(allow_null=True),
+        "rel_ci_low": serializers.FloatField(allow_null=True),
+        "rel_ci_high": serializers.FloatField(allow_null=True),
+        "p_value": serializers.FloatField(allow_null=True, help_text="raw, unadjusted"),
+        "p_adjusted": serializers.FloatField(
+            allow_null=True, help_text="corrected across metrics x variants (`correction`)"
+        ),
+        "sequential": serializers.BooleanField(),
+        "reason": serializers.CharField(required=False, help_text="why a value is missing"),
+    },
+    many=True,
+)
 
 
 class ExperimentMetricsApi(AdminExperimentApi):
@@ -45,6 +79,13 @@ class ExperimentMetricsApi(AdminExperimentApi):
             ),
             OpenApiParameter(
                 "to", str, required=False, description="last UTC day, YYYY-MM-DD (inclusive)"
+            ),
+            OpenApiParameter(
+                "correction",
+                str,
+                enum=list(CORRECTIONS),
+                required=False,
+                description="multiple-testing correction of p_adjusted (default holm)",
             ),
             OpenApiParameter(
                 "days",
@@ -68,6 +109,9 @@ class ExperimentMetricsApi(AdminExperimentApi):
                     "manual": serializers.ListField(child=serializers.DictField()),
                     "variants": serializers.ListField(child=serializers.DictField()),
                     "comparisons": serializers.ListField(child=serializers.DictField()),
+                    "primary_metric": serializers.CharField(allow_null=True),
+                    "correction": serializers.ChoiceField(choices=list(CORRECTIONS)),
+                    "metrics": METRIC_ROW,
                     "guardrails": serializers.ListField(child=serializers.DictField()),
                     "guardrails_passed": serializers.BooleanField(),
                 },
@@ -76,7 +120,7 @@ class ExperimentMetricsApi(AdminExperimentApi):
             400: OpenApiResponse(
                 description="Invalid input: `errors` names the bad parameter: `phase` (not a "
                 "number, or no such phase), `from` or `to` (not a real YYYY-MM-DD date, or "
-                "`from` after `to`), `days` (not 1-366)."
+                "`from` after `to`), `days` (not 1-366), `correction` (not holm or bh)."
             ),
             404: OpenApiResponse(description="No such experiment."),
         },
@@ -89,6 +133,11 @@ class ExperimentMetricsApi(AdminExperimentApi):
         days = days_param(request) if "days" in params else None
         return Response(
             experiment_results(
-                experiment_get(key), phase=phase, date_from=date_from, date_to=date_to, days=days
+                experiment_get(key),
+                phase=phase,
+                date_from=date_from,
+                date_to=date_to,
+                days=days,
+                correction=correction_param(request),
             )
         )

@@ -41,29 +41,19 @@ _OUTCOME_COLUMNS = ",\n       ".join(
 
 # The only interpolation: the outcome columns, built from the constants above.
 PER_USER_COUNTS = f"""
-with population as (
-    select p.user_id, p.variant
-    from unnest(%(users)s::uuid[], %(variants)s::text[]) as p(user_id, variant)
-),
-tagged as (
+with tagged as (
     select i.user_id, i.rec_request_id, i.media_item_id,
            i.request_context -> 'experiments' ->> %(key)s as variant
     from rec_impressions as i
     where i.created_at >= %(start)s and i.created_at < %(end)s
       and i.request_context -> 'experiments' ? %(key)s
 ),
-scoped as (
-    select t.* from tagged as t
-    where %(everyone)s
-       or exists (select 1 from population as p
-                  where p.user_id = t.user_id and p.variant = t.variant)
-),
 impressions as (
     select s.user_id, s.variant, count(*) as impressions
-    from scoped as s group by s.user_id, s.variant
+    from tagged as s group by s.user_id, s.variant
 ),
 served as (
-    select distinct s.user_id, s.variant, s.rec_request_id, s.media_item_id from scoped as s
+    select distinct s.user_id, s.variant, s.rec_request_id, s.media_item_id from tagged as s
 ),
 outcomes as (
     select v.user_id, v.variant,
@@ -110,26 +100,20 @@ def per_user_counts(
     """Per user and variant of the experiment: impressions in the window and, per outcome type,
     the outcomes joined to them (count and value sum). One query."""
     start, end = _window(window)
-    users, variants = [], []
-    for variant, user_ids in (population or {}).items():
-        for user_id in user_ids:
-            users.append(str(user_id))
-            variants.append(variant)
     with connection.cursor() as cursor:
-        cursor.execute(
-            PER_USER_COUNTS,
-            {
-                "key": experiment_key,
-                "start": start,
-                "end": end,
-                "everyone": population is None,
-                "users": users,
-                "variants": variants,
-            },
-        )
+        cursor.execute(PER_USER_COUNTS, {"key": experiment_key, "start": start, "end": end})
         rows = cursor.fetchall()
+    # The population is applied here, not in SQL: a user-id array joined in the query is
+    # estimated at a handful of rows and planned as a nested loop over every impression.
+    members = (
+        None
+        if population is None
+        else {(str(user_id), variant) for variant, ids in population.items() for user_id in ids}
+    )
     counts = []
     for user_id, variant, impressions, _user, _variant, *per_type in rows:
+        if members is not None and (str(user_id), variant) not in members:
+            continue
         events = {kind: int(per_type[2 * n] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
         sums = {kind: float(per_type[2 * n + 1] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
         counts.append(UserCounts(str(user_id), variant, int(impressions), events, sums))

@@ -75,6 +75,7 @@ def report_lines(results: dict) -> list[str]:
             f"{_rate(row['rate']):>8} {_pct(row['abs_lift']):>9} {_pct(row['rel_lift']):>9} "
             f"{ci:>21} {_p(row['p_value']):>7}"
         )
+    lines += metric_lines(results)
     if results["guardrails"]:
         lines.append("")
         for guardrail in results["guardrails"]:
@@ -85,4 +86,41 @@ def report_lines(results: dict) -> list[str]:
                 f"guardrail {guardrail['metric']}{where}: value {value}, limit {limit}: "
                 + ("ok" if guardrail["passed"] else "FAILED")
             )
+    return lines
+
+
+def _number(value) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _interval(low, high, percent: bool = False) -> str:
+    if low is None or high is None:
+        return "—"
+    return f"[{low:+.2%}, {high:+.2%}]" if percent else f"[{low:+.4g}, {high:+.4g}]"
+
+
+def metric_lines(results: dict) -> list[str]:
+    """The catalogue metrics: value per variant, absolute and relative lift with CIs, raw and
+    adjusted p (the primary metric is judged on the raw one)."""
+    if not results.get("metrics"):
+        return []
+    primary = results.get("primary_metric")
+    lines = [
+        "",
+        f"metrics (p adjusted by {results['correction']} across metrics x variants"
+        + (f"; primary: {primary}, judged on its raw p" if primary else "")
+        + ")",
+        f"{'metric':18} {'variant':14} {'control':>9} {'value':>9} {'abs lift 95% CI':>23} "
+        f"{'rel lift 95% CI':>19} {'p':>7} {'p adj.':>7}",
+    ]
+    for row in results["metrics"]:
+        name = ("* " if row["metric"] == primary else "") + row["metric"]
+        lines.append(
+            f"{name:18} {row['variant']:14} {_number(row['control_value']):>9} "
+            f"{_number(row['value']):>9} "
+            f"{_interval(row['abs_ci_low'], row['abs_ci_high']):>23} "
+            f"{_interval(row['rel_ci_low'], row['rel_ci_high'], percent=True):>19} "
+            f"{_p(row['p_value']):>7} {_p(row['p_adjusted']):>7}"
+            + (f"  ({row['reason']})" if row.get("reason") else "")
+        )
     return lines
