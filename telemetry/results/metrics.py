@@ -33,41 +33,39 @@ from recsys_experiments.models import Experiment
 from telemetry.models import Metric
 
 # Column names come from lib/constants.OUTCOME_TYPES (never from input).
-_OUTCOME_COLUMNS = ",\n       ".join(
-    f"count(o.user_id) filter (where o.outcome_type = '{kind}') as {kind}_events, "
+_OUTCOME_COUNTS = ",\n               ".join(
+    f"count(*) filter (where o.outcome_type = '{kind}') as {kind}_events, "
     f"coalesce(sum(o.value) filter (where o.outcome_type = '{kind}'), 0) as {kind}_sum"
     for kind in OUTCOME_TYPES
 )
+_OUTCOME_TOTALS = ",\n       ".join(
+    f"coalesce(sum(o.{kind}_events), 0), coalesce(sum(o.{kind}_sum), 0)" for kind in OUTCOME_TYPES
+)
 
+# One row per user and variant. Each served (request, item) is looked up in rec_outcomes by
+# its index, once however often it was served: no join between two aggregates, whose sizes
+# the planner cannot estimate (it once chose a nested loop over thousands of users).
 # The only interpolation: the outcome columns, built from the constants above.
 PER_USER_COUNTS = f"""
-with tagged as (
+with served as (
     select i.user_id, i.rec_request_id, i.media_item_id,
-           i.request_context -> 'experiments' ->> %(key)s as variant
+           i.request_context -> 'experiments' ->> %(key)s as variant, count(*) as impressions
     from rec_impressions as i
     where i.created_at >= %(start)s and i.created_at < %(end)s
       and i.request_context -> 'experiments' ? %(key)s
-),
-impressions as (
-    select s.user_id, s.variant, count(*) as impressions
-    from tagged as s group by s.user_id, s.variant
-),
-served as (
-    select distinct s.user_id, s.variant, s.rec_request_id, s.media_item_id from tagged as s
-),
-outcomes as (
-    select v.user_id, v.variant,
-       {_OUTCOME_COLUMNS}
-    from served as v
-    join rec_outcomes as o
-      on o.user_id = v.user_id and o.rec_request_id = v.rec_request_id
-     and o.media_item_id = v.media_item_id
-    group by v.user_id, v.variant
+    group by 1, 2, 3, 4
 )
-select i.user_id, i.variant, i.impressions, o.*
-from impressions as i
-left join outcomes as o on o.user_id = i.user_id and o.variant = i.variant
-order by i.variant, i.user_id
+select s.user_id, s.variant, sum(s.impressions),
+       {_OUTCOME_TOTALS}
+from served as s
+left join lateral (
+    select {_OUTCOME_COUNTS}
+    from rec_outcomes as o
+    where o.rec_request_id = s.rec_request_id and o.media_item_id = s.media_item_id
+      and o.user_id = s.user_id
+) as o on true
+group by s.user_id, s.variant
+order by s.variant, s.user_id
 """  # noqa: S608
 
 
@@ -111,7 +109,7 @@ def per_user_counts(
         else {(str(user_id), variant) for variant, ids in population.items() for user_id in ids}
     )
     counts = []
-    for user_id, variant, impressions, _user, _variant, *per_type in rows:
+    for user_id, variant, impressions, *per_type in rows:
         if members is not None and (str(user_id), variant) not in members:
             continue
         events = {kind: int(per_type[2 * n] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
