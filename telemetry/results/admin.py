@@ -65,7 +65,7 @@ def results_view(model_admin, request, experiment):
                 ),
                 "like_rate": mark_safe(  # noqa: S308 - line_chart escapes every label
                     line_chart(
-                        title=f"Like rate, last {days} days",
+                        title=f"Likes per impression (daily, descriptive), last {days} days",
                         labels=short,
                         series=series["like_rate"],
                         y_format=lambda v: f"{v:.0%}",
