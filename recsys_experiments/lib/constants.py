@@ -66,3 +66,16 @@ METRIC_VALUE_LABELS = {
     "mean": "Mean of the event values per user (users with at least one event)",
 }
 METRIC_VALUES = tuple(METRIC_VALUE_LABELS)
+
+# The default catalogue's keys (telemetry/migrations/0009_default_metrics.py seeds these rows;
+# tests/recsys_experiments/test_constants.py compares). Guardrails may name only these (the lib
+# layer cannot read rec_metrics; a metric added to the catalogue later joins this list here).
+CATALOGUE_METRICS = (
+    "like_rate",
+    "dislike_rate",
+    "detail_open_rate",
+    "watchlist_rate",
+    "likes_per_user",
+    "mean_rating",
+    "users_with_like",
+)

@@ -26,9 +26,10 @@ from django.db import connection
 from django.utils import timezone
 
 from recsys_experiments.lib.errors import InvalidInput
-from recsys_experiments.lib.guardrails import OUTCOME_TYPES, evaluate
+from recsys_experiments.lib.guardrails import OUTCOME_TYPES, SHARE_METRICS, evaluate
 from recsys_experiments.lib.statistics import compare_proportions, sample_ratio_mismatch
 from recsys_experiments.models import Experiment, ExperimentPhase
+from telemetry.models import Metric
 from telemetry.results.metrics import experiment_metrics, metric_rows, primary_metric
 from telemetry.selectors import telemetry_health
 
@@ -314,22 +315,43 @@ def experiment_results(
                 {"variant": variant["variant"], "outcome_type": kind, **result.as_dict()}
             )
     window_days = max(1, min(366, (window.end - window.start).days + 1))
+    health = (
+        telemetry_health(
+            days=window_days,
+            until=(window.end - timedelta(microseconds=1)).astimezone(UTC).date(),
+        )
+        if any(g["metric"] in SHARE_METRICS for g in experiment.guardrails)
+        else {}
+    )
+    clean_users = dict(_population(experiment, selected, window, user_ids, query=CLEAN_USERS))
+    population = {name: clean_users.get(name, []) for name in experiment.variant_names}
+    has_window = selected is not None and window.start < window.end
+    metrics = experiment_metrics(experiment)
+    primary = primary_metric(experiment)
+    span = (window.start, window.end)
+    metric_results = (
+        metric_rows(experiment, population, span, metrics, control, correction)
+        if has_window
+        else []
+    )
+    # A guardrail's metric is computed even when the experiment does not list it (its own
+    # rows, kept out of the experiment's multiple-testing correction).
+    listed = {metric.key for metric in metrics}
+    extra = Metric.objects.filter(
+        key__in={g["metric"] for g in experiment.guardrails} - listed - set(SHARE_METRICS)
+    )
+    guardrail_rows = metric_results + (
+        metric_rows(experiment, population, span, extra, control, correction)
+        if has_window and extra
+        else []
+    )
     guardrails = evaluate(
         experiment.guardrails,
         control=control,
-        variants=variants,
-        health=(
-            telemetry_health(
-                days=window_days,
-                until=(window.end - timedelta(microseconds=1)).astimezone(UTC).date(),
-            )
-            if experiment.guardrails
-            else {}
-        ),
+        variant_names=experiment.variant_names,
+        rows=guardrail_rows,
+        health=health,
     )
-    clean_users = dict(_population(experiment, selected, window, user_ids, query=CLEAN_USERS))
-    metrics = experiment_metrics(experiment)
-    primary = primary_metric(experiment)
     return {
         "experiment": experiment.key,
         "days": days,
@@ -349,16 +371,7 @@ def experiment_results(
         "comparisons": comparisons,
         "primary_metric": primary.key if primary else None,
         "correction": correction,
-        "metrics": metric_rows(
-            experiment,
-            {name: clean_users.get(name, []) for name in experiment.variant_names},
-            (window.start, window.end),
-            metrics,
-            control,
-            correction,
-        )
-        if selected is not None and window.start < window.end
-        else [],
+        "metrics": metric_results,
         "guardrails": guardrails,
         "guardrails_passed": all(result["passed"] for result in guardrails),
     }

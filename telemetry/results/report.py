@@ -79,14 +79,24 @@ def report_lines(results: dict) -> list[str]:
     if results["guardrails"]:
         lines.append("")
         for guardrail in results["guardrails"]:
-            limit = {k: v for k, v in guardrail.items() if k.startswith("max_")}
-            where = f" ({guardrail['variant']})" if guardrail["variant"] else ""
-            value = "—" if guardrail["value"] is None else f"{guardrail['value']:+.4f}"
-            lines.append(
-                f"guardrail {guardrail['metric']}{where}: value {value}, limit {limit}: "
-                + ("ok" if guardrail["passed"] else "FAILED")
-            )
+            lines.append(guardrail_line(guardrail))
     return lines
+
+
+def guardrail_line(guardrail: dict) -> str:
+    """One guardrail result: its limit, the lift (or share) and its 95% CI, and the status
+    (ok, FAILED, or "not enough data" with the reason)."""
+    limit = ", ".join(f"{k} {v}" for k, v in guardrail.items() if k.startswith("max_"))
+    where = f" ({guardrail['variant']})" if guardrail["variant"] else ""
+    value = "—" if guardrail["value"] is None else f"{guardrail['value']:+.4f}"
+    ci = ""
+    if guardrail.get("ci_low") is not None:
+        ci = f" CI [{guardrail['ci_low']:+.4f}, {guardrail['ci_high']:+.4f}]"
+    status = guardrail["status"]
+    verdict = {"passed": "ok", "failed": "FAILED"}.get(status, status)
+    if status == "not enough data" and guardrail.get("reason"):
+        verdict += f" ({guardrail['reason']})"
+    return f"guardrail {guardrail['metric']}{where}: {limit}: value {value}{ci}: {verdict}"
 
 
 def _number(value) -> str:

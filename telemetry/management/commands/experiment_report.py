@@ -1,5 +1,6 @@
 from django.core.management.base import CommandError
 
+from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
 from telemetry.results.analysis import experiment_results, parse_date
 from telemetry.results.report import report_lines
@@ -11,7 +12,7 @@ class Command(RecsysCommand):
         "narrowed by --days (the last N UTC days of the phase) and --from/--to (UTC dates): "
         "exposed users of the clean population, conversion per outcome type, lift versus "
         "control with 95% CI and p-value, excluded users, sample ratio mismatch and "
-        "guardrails. Exits 1 when a guardrail fails."
+        "guardrails. Exits 1 when a guardrail fails (not when it only lacks data)."
     )
 
     def add_options(self, parser):
@@ -39,6 +40,9 @@ class Command(RecsysCommand):
             self.emit_json(results)
         else:
             self.stdout.write("\n".join(report_lines(results)))
-        if not results["guardrails_passed"]:
-            failed = [g["metric"] for g in results["guardrails"] if not g["passed"]]
+        unknown = [g["metric"] for g in results["guardrails"] if g["status"] == NOT_ENOUGH_DATA]
+        if unknown:
+            self.stderr.write(f"guardrail not enough data: {', '.join(unknown)}")
+        failed = [g["metric"] for g in results["guardrails"] if g["status"] == FAILED]
+        if failed:
             raise CommandError(f"guardrail failed: {', '.join(failed)}", returncode=1)
