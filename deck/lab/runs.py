@@ -61,14 +61,18 @@ def simulate_once(
 
 
 def check_expectations(run: dict, expect: dict) -> dict[str, bool]:
-    """Batch expectations: srm_flagged, covered (every true effect inside its CI),
-    significant (every non-zero effect at p < 0.05), guardrails_passed."""
+    """Batch expectations, judged on the per-impression ratio metric of each planted type
+    (like -> like_rate): covered (every true effect inside its CI; with no effect planted,
+    every ratio metric's CI holds 0), significant (every planted effect at p < 0.05),
+    srm_flagged and guardrails_passed. A planted type without a ratio metric is neither
+    covered nor significant."""
     results, truth = run["results"], run["truth"]
     effects = [row for row in truth if row["true_lift"]]
+    judged = effects or [row for row in truth if row["covered"] is not None]
     actual = {
         "srm_flagged": results["srm"]["flagged"],
-        "covered": all(row["covered"] for row in (effects or truth) if row["covered"] is not None),
-        "significant": all((row["p_value"] or 1) < 0.05 for row in effects),
+        "covered": all(row["covered"] is True for row in judged),
+        "significant": bool(effects) and all(row["significant"] is True for row in effects),
         "guardrails_passed": results["guardrails_passed"],
     }
     wanted = {"guardrails_passed": True, **expect}

@@ -1,11 +1,14 @@
 """Simulation: synthetic users with known propensities drive the real deck function and the
 real outcome path; the report is then set beside the truth.
 
-Each simulated user has a baseline probability, per outcome type, of converting at least once
-during the window (per segment when a fixture gives segments). Users in a non-control variant
-get the true effect added. A converting user's outcome lands on one of the impressions their
-own decks served, so the report's per-user conversion rate estimates exactly these
-probabilities and its lift estimates the effect.
+Each simulated user draws, per outcome type, a per-impression propensity from a Beta
+distribution whose mean is the segment's propensity (per segment when a fixture gives
+segments) and whose concentration is `CONCENTRATION`, so users differ as real ones do. Every
+impression their decks serve then gets each outcome type with that probability (a user may
+like several items); users in a non-control variant get the true effect added to it (clipped
+to [0, 1]). A planted effect `like=+0.05` is thus a per-impression effect, the quantity a
+recommender changes, and the catalogue's per-impression ratio metric of that type (like ->
+like_rate) estimates it: the truth rows set its lift, CI and p-value beside the truth.
 
 Every random choice comes from one generator seeded with `spec.seed`: the catalogue it may
 create, the experiment's salt when it creates the experiment, the run id, the users' ids and
@@ -36,9 +39,10 @@ from recsys_experiments.lib.guardrails import OUTCOME_TYPES
 from recsys_experiments.models import Experiment, ExperimentPhase, ExperimentStatus
 from recsys_experiments.services.assignments import assignment_assign
 from recsys_experiments.services.experiments import experiment_activate, experiment_create
+from telemetry.models import Metric
 from telemetry.results.analysis import control_of, experiment_results
 from telemetry.results.report import report_lines
-from telemetry.services import outcomes_record
+from telemetry.services import MAX_BATCH, outcomes_record
 
 DEFAULT_PROPENSITIES = {
     "like": 0.30,
@@ -48,6 +52,9 @@ DEFAULT_PROPENSITIES = {
     "detail_open": 0.40,
 }
 DECK_SIZE = 10
+# Beta(mean * CONCENTRATION, (1 - mean) * CONCENTRATION): per-user propensities around the
+# segment's mean (for a mean of 0.30 the users' standard deviation is 0.14).
+CONCENTRATION = 10.0
 SIM_CATALOG_SIZE = 120
 
 
@@ -188,6 +195,31 @@ def _create_users(run_id: str, spec: SimulationSpec, rng: random.Random) -> list
     return list(zip(users, chosen, strict=True))
 
 
+def user_propensities(segment: Segment, rng: random.Random) -> dict[str, float]:
+    """Per outcome type, the user's per-impression propensity: Beta around the segment's mean."""
+    drawn = {}
+    for kind in OUTCOME_TYPES:
+        mean = segment.propensities.get(kind, 0.0)
+        if mean <= 0 or mean >= 1:
+            drawn[kind] = min(max(mean, 0.0), 1.0)
+        else:
+            drawn[kind] = rng.betavariate(mean * CONCENTRATION, (1 - mean) * CONCENTRATION)
+    return drawn
+
+
+def rate_metrics() -> dict[str, str]:
+    """{outcome type: key of its per-impression ratio metric in the catalogue} (like ->
+    like_rate); the first key alphabetically when several count the same type."""
+    found: dict[str, str] = {}
+    for numerator, key in (
+        Metric.objects.filter(kind="ratio", denominator="impression", value="count")
+        .order_by("key")
+        .values_list("numerator", "key")
+    ):
+        found.setdefault(numerator, key)
+    return found
+
+
 def _back_date(table: str, column_pairs: dict, ids_by_day: dict) -> None:
     with connection.cursor() as cursor:
         for moment, request_ids in ids_by_day.items():
@@ -237,15 +269,19 @@ def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | 
                 served += [(deck["rec_request_id"], item, moment) for item in deck["items"]]
             if not served:
                 continue
+            propensities = user_propensities(segment, rng)
+            if variant != control:
+                propensities = {
+                    kind: min(max(chance + spec.effects.get(kind, 0.0), 0.0), 1.0)
+                    for kind, chance in propensities.items()
+                }
             events = []
-            for kind in OUTCOME_TYPES:
-                chance = segment.propensities.get(kind, 0.0)
-                if variant != control:
-                    chance += spec.effects.get(kind, 0.0)
-                if rng.random() < min(max(chance, 0.0), 1.0):
-                    request_id, item, moment = rng.choice(served)
+            for n, (request_id, item, moment) in enumerate(served):
+                for kind in OUTCOME_TYPES:
+                    if rng.random() >= propensities[kind]:
+                        continue
                     event = {
-                        "event_id": f"sim-{run_id}-{user.pk}-{kind}",
+                        "event_id": f"sim-{run_id}-{user.pk}-{n}-{kind}",
                         "rec_request_id": request_id,
                         "media_item_id": item["media_item_id"],
                         "outcome_type": kind,
@@ -254,8 +290,8 @@ def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | 
                     if kind == "rating":
                         event["value"] = rng.choice((2.5, 3, 3.5, 4, 4.5, 5))
                     events.append(event)
-            if events:
-                outcomes_record(user=user, outcomes=events)
+            for start in range(0, len(events), MAX_BATCH):
+                outcomes_record(user=user, outcomes=events[start : start + MAX_BATCH])
         if progress:
             progress(done, len(people))
     with transaction.atomic():
@@ -272,29 +308,71 @@ def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | 
         "run_id": run_id,
         "arguments": spec.as_dict(),
         "results": results,
-        "truth": compare_with_truth(results, spec.effects),
+        "truth": compare_with_truth(results, spec.effects, rate_metrics()),
     }
 
 
-def compare_with_truth(results: dict, effects: dict[str, float]) -> list[dict]:
-    """Per non-control variant and outcome type: true lift, estimate, CI, covered or not."""
+def compare_with_truth(
+    results: dict, effects: dict[str, float], metrics: dict[str, str]
+) -> list[dict]:
+    """Per non-control variant and outcome type with a per-impression ratio metric (`metrics`:
+    {outcome type: metric key}): the true per-impression effect beside the metric's absolute
+    lift, CI and p-value, whether the CI covers the truth and whether p < 0.05. A planted
+    effect whose type has no such metric gets a row with no estimate (covered None)."""
+    kinds = {key: kind for kind, key in metrics.items()}
     rows = []
-    for comparison in results["comparisons"]:
-        true_lift = effects.get(comparison["outcome_type"], 0.0)
-        low, high = comparison["ci_low"], comparison["ci_high"]
+    for metric in results["metrics"]:
+        kind = kinds.get(metric["metric"])
+        if kind is None:
+            continue
+        true_lift = effects.get(kind, 0.0)
+        low, high, p_value = metric["abs_ci_low"], metric["abs_ci_high"], metric["p_value"]
         rows.append(
             {
-                "variant": comparison["variant"],
-                "outcome_type": comparison["outcome_type"],
+                "variant": metric["variant"],
+                "outcome_type": kind,
+                "metric": metric["metric"],
                 "true_lift": true_lift,
-                "estimated_lift": comparison["abs_lift"],
+                "estimated_lift": metric["abs_lift"],
                 "ci_low": low,
                 "ci_high": high,
-                "p_value": comparison["p_value"],
+                "p_value": p_value,
                 "covered": None if low is None else low <= true_lift <= high,
+                "significant": None if p_value is None else p_value < 0.05,
             }
         )
+    variants = sorted({metric["variant"] for metric in results["metrics"]})
+    for kind, true_lift in effects.items():
+        if kind in metrics:
+            continue
+        rows += [
+            {
+                "variant": variant,
+                "outcome_type": kind,
+                "metric": None,
+                "true_lift": true_lift,
+                "estimated_lift": None,
+                "ci_low": None,
+                "ci_high": None,
+                "p_value": None,
+                "covered": None,
+                "significant": None,
+            }
+            for variant in variants
+        ]
     return rows
+
+
+def truth_line(row: dict) -> str:
+    """One truth row as the command prints it."""
+    estimate = "—" if row["estimated_lift"] is None else f"{row['estimated_lift']:+.4f}"
+    ci = "—" if row["ci_low"] is None else f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
+    p_value = "—" if row["p_value"] is None else f"{row['p_value']:.4g}"
+    return (
+        f"truth {row['variant']}/{row['outcome_type']} ({row['metric'] or 'no ratio metric'}): "
+        f"true {row['true_lift']:+.4f} per impression, estimated {estimate}, 95% CI {ci}, "
+        f"p {p_value}, covered: {row['covered']}, significant: {row['significant']}"
+    )
 
 
 def summary_markdown(run: dict) -> str:
@@ -308,16 +386,20 @@ def summary_markdown(run: dict) -> str:
         "",
         "## Truth versus estimate",
         "",
-        "| variant | outcome | true lift | estimated lift | 95% CI | p-value | covered |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "Per-impression effects against the per-impression ratio metric of each outcome type.",
+        "",
+        "| variant | outcome | true lift | metric | estimated lift | 95% CI | p-value "
+        "| covered | significant |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in run["truth"]:
         ci = "—" if row["ci_low"] is None else f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
         estimate = "—" if row["estimated_lift"] is None else f"{row['estimated_lift']:+.4f}"
         p_value = "—" if row["p_value"] is None else f"{row['p_value']:.4g}"
         lines.append(
-            f"| {row['variant']} | {row['outcome_type']} | {row['true_lift']:+.4f} | {estimate} "
-            f"| {ci} | {p_value} | {row['covered']} |"
+            f"| {row['variant']} | {row['outcome_type']} | {row['true_lift']:+.4f} "
+            f"| {row['metric'] or '—'} | {estimate} | {ci} | {p_value} | {row['covered']} "
+            f"| {row['significant']} |"
         )
     lines += ["", "## Report", "", "```", *report_lines(results), "```", ""]
     return "\n".join(lines)

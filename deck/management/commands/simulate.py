@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from deck.lab.runs import simulate_batch, simulate_once
+from deck.lab.simulation import truth_line
 from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
 from telemetry.results.report import report_lines
@@ -25,10 +26,11 @@ def progress_bar(stream):
 
 class Command(RecsysCommand):
     help = (
-        "Simulate an experiment: N synthetic users with known propensities drive the real deck "
-        "and outcome path, true effects apply to the non-control variants, and the report is "
-        "set beside the truth. Writes a report bundle with --report-dir; --batch-file runs a "
-        "YAML list of simulations. Exits 1 when a guardrail (or a batch expectation) fails."
+        "Simulate an experiment: N synthetic users with per-impression propensities drive the "
+        "real deck and outcome path, true per-impression effects apply to the non-control "
+        "variants, and the report is set beside the truth. Writes a report bundle with "
+        "--report-dir; --batch-file runs a YAML list of simulations. Exits 1 when a guardrail "
+        "(or a batch expectation) fails."
     )
     # The simulation drives the end-user paths itself, one transaction per synthetic user.
     service_transaction = False
@@ -39,7 +41,7 @@ class Command(RecsysCommand):
         parser.add_argument("--days", type=int, default=1, help="days of decks per user")
         parser.add_argument(
             "--effect", action="append", default=[], metavar="TYPE=LIFT",
-            help="true lift of a conversion rate in non-control variants, e.g. like=+0.05",
+            help="true per-impression effect in non-control variants, e.g. like=+0.05",
         )  # fmt: skip
         parser.add_argument("--fixture", help="a load_fixture file whose segments shape users")
         parser.add_argument("--seed", type=int, default=1)
@@ -91,10 +93,4 @@ class Command(RecsysCommand):
         self.stdout.write("")
         for row in run["truth"]:
             if row["true_lift"] or row["outcome_type"] == "like":
-                estimate = row["estimated_lift"]
-                self.stdout.write(
-                    f"truth {row['variant']}/{row['outcome_type']}: "
-                    f"true {row['true_lift']:+.4f}, estimated "
-                    f"{'—' if estimate is None else f'{estimate:+.4f}'}, "
-                    f"covered: {row['covered']}"
-                )
+                self.stdout.write(truth_line(row))

@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
 
+from deck.lab.runs import check_expectations
 from deck.lab.simulation import compare_with_truth
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
 from recsys_experiments.models import Experiment
@@ -64,8 +65,8 @@ def simulate_then_roll_back(*args) -> tuple[dict, list]:
     return run, user_ids
 
 
-def test_a_large_effect_is_recovered_through_the_real_paths(catalog_items):
-    args = ("--experiment", "sim_test", "--users", "200", "--effect", "like=+0.3", "--seed", "4")
+def test_a_per_impression_effect_is_recovered_by_like_rate(catalog_items):
+    args = ("--experiment", "sim_test", "--users", "200", "--effect", "like=+0.15", "--seed", "4")
     first, first_users = simulate_then_roll_back(*args)
 
     run = simulate(*args)
@@ -74,9 +75,11 @@ def test_a_large_effect_is_recovered_through_the_real_paths(catalog_items):
     assert timeless(run) == timeless(first)
     assert sim_user_ids() == first_users and len(first_users) == 200
     like = like_row(run)
-    assert like["covered"] is True
-    assert abs(like["estimated_lift"] - 0.3) <= 4 * standard_error(like)
-    assert like["p_value"] < 0.001
+    assert like["metric"] == "like_rate" and like["true_lift"] == 0.15
+    assert abs(like["estimated_lift"] - 0.15) <= 4 * standard_error(like)
+    assert like["significant"] is True and like["p_value"] < 0.05
+    [metric] = [row for row in run["results"]["metrics"] if row["metric"] == "like_rate"]
+    assert like["estimated_lift"] == metric["abs_lift"]
     assert run["results"]["srm"]["flagged"] is False
     assert Experiment.objects.get(key="sim_test").status == "active"
     # Real deck and outcome paths: tagged impressions and outcomes on them.
@@ -90,8 +93,8 @@ def test_no_effect_gives_an_interval_around_zero(catalog_items):
     run = simulate("--experiment", "sim_null", "--users", "200", "--seed", "8")
 
     like = like_row(run)
-    assert like["true_lift"] == 0
-    assert like["covered"] is True
+    assert like["metric"] == "like_rate" and like["true_lift"] == 0
+    assert like["covered"] is True and like["ci_low"] <= 0 <= like["ci_high"]
     assert abs(like["estimated_lift"]) <= 4 * standard_error(like)
     assert all(row["covered"] is not False for row in run["truth"])
 
@@ -116,43 +119,62 @@ def test_a_fixture_gives_the_users_its_segments(catalog_items):
     assert all(set(s["propensities"]) == set(OUTCOME_TYPES) for s in segments.values())
 
 
-def test_covered_says_whether_the_interval_holds_the_truth():
-    results = {
-        "comparisons": [
-            {
-                "variant": "t",
-                "outcome_type": "like",
-                "abs_lift": 0.06,
-                "ci_low": 0.03,
-                "ci_high": 0.09,
-                "p_value": 0.001,
-            },
-            {
-                "variant": "t",
-                "outcome_type": "dislike",
-                "abs_lift": 0.04,
-                "ci_low": 0.01,
-                "ci_high": 0.07,
-                "p_value": 0.01,
-            },
-            {
-                "variant": "t",
-                "outcome_type": "rating",
-                "abs_lift": None,
-                "ci_low": None,
-                "ci_high": None,
-                "p_value": None,
-            },
-        ]
+def metric_row(metric, abs_lift, low, high, p_value) -> dict:
+    return {
+        "metric": metric,
+        "variant": "t",
+        "abs_lift": abs_lift,
+        "abs_ci_low": low,
+        "abs_ci_high": high,
+        "p_value": p_value,
     }
 
-    rows = compare_with_truth(results, {"like": 0.05})
 
-    assert [(r["outcome_type"], r["true_lift"], r["covered"]) for r in rows] == [
-        ("like", 0.05, True),
-        ("dislike", 0.0, False),
-        ("rating", 0.0, None),
+def test_truth_rows_judge_the_per_impression_ratio_metric_of_each_type():
+    results = {
+        "metrics": [
+            metric_row("like_rate", 0.06, 0.03, 0.09, 0.001),
+            metric_row("likes_per_user", 0.6, 0.3, 0.9, 0.001),
+            metric_row("dislike_rate", 0.04, 0.01, 0.07, 0.01),
+            metric_row("watchlist_rate", None, None, None, None),
+        ]
+    }
+    metrics = {"like": "like_rate", "dislike": "dislike_rate", "watchlist": "watchlist_rate"}
+
+    rows = compare_with_truth(results, {"like": 0.05, "rating": 0.1}, metrics)
+
+    assert [
+        (r["outcome_type"], r["metric"], r["true_lift"], r["covered"], r["significant"])
+        for r in rows
+    ] == [
+        ("like", "like_rate", 0.05, True, True),
+        ("dislike", "dislike_rate", 0.0, False, True),
+        ("watchlist", "watchlist_rate", 0.0, None, None),
+        ("rating", None, 0.1, None, None),
     ]
+
+
+def test_a_batch_expectation_judges_the_planted_type():
+    rows = compare_with_truth(
+        {"metrics": [metric_row("like_rate", 0.06, 0.03, 0.09, 0.001)]},
+        {"like": 0.05},
+        {"like": "like_rate"},
+    )
+    run = {"results": {"srm": {"flagged": False}, "guardrails_passed": True}, "truth": rows}
+
+    assert check_expectations(run, {"covered": True, "significant": True}) == {
+        "guardrails_passed": True,
+        "covered": True,
+        "significant": True,
+    }
+    run["truth"] = compare_with_truth(
+        {"metrics": [metric_row("like_rate", 0.06, 0.03, 0.09, 0.001)]}, {}, {"like": "like_rate"}
+    )
+    assert check_expectations(run, {"covered": True, "significant": False}) == {
+        "guardrails_passed": True,
+        "covered": False,
+        "significant": True,
+    }
 
 
 def test_dropped_exposures_are_flagged_as_sample_ratio_mismatch(catalog_items):
