@@ -115,6 +115,18 @@ class Experiment(models.Model):
     def __str__(self) -> str:
         return self.key
 
+    def phase_definition(self) -> dict:
+        """What a phase fixes: a change to any of these while active starts a new phase."""
+        return {
+            "weights": [
+                {"name": variant["name"], "weight": variant["weight"]} for variant in self.variants
+            ],
+            "traffic": self.traffic,
+            "targeting": self.targeting,
+            "namespace": self.namespace,
+            "salt": self.salt,
+        }
+
     @property
     def variant_names(self) -> list[str]:
         return [variant["name"] for variant in self.variants]

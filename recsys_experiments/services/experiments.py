@@ -68,20 +68,6 @@ def _locked(experiment: Experiment) -> Experiment:
     return Experiment.objects.select_for_update().get(pk=experiment.pk)
 
 
-def phase_definition(experiment: Experiment) -> dict:
-    """What a phase fixes: a change to any of these while active starts a new phase."""
-    return {
-        "weights": [
-            {"name": variant["name"], "weight": variant["weight"]}
-            for variant in experiment.variants
-        ],
-        "traffic": experiment.traffic,
-        "targeting": experiment.targeting,
-        "namespace": experiment.namespace,
-        "salt": experiment.salt,
-    }
-
-
 def _phase_close(experiment: Experiment) -> int:
     """Ends the open phase now (this transaction's time); its number (0 when none is open)."""
     current = ExperimentPhase.objects.filter(experiment=experiment).order_by("-number").first()
@@ -98,7 +84,7 @@ def _phase_open(experiment: Experiment, *, number: int, started_at=None) -> Expe
         experiment=experiment,
         number=number,
         started_at=started_at or TransactionNow(),
-        **phase_definition(experiment),
+        **experiment.phase_definition(),
     )
 
 
@@ -171,7 +157,7 @@ def experiment_update(*, experiment: Experiment, data: dict, partial: bool, acto
     if not changed:
         return experiment
     before = experiment_representation(experiment)
-    phase_before = phase_definition(experiment)
+    phase_before = experiment.phase_definition()
     _apply_definition(experiment, definition)
     try:
         with transaction.atomic():
@@ -179,7 +165,7 @@ def experiment_update(*, experiment: Experiment, data: dict, partial: bool, acto
     except IntegrityError as error:
         raise InvalidInput({"key": [f'"{experiment.key}" is already taken']}) from error
     experiment.refresh_from_db()
-    if experiment.status == ExperimentStatus.ACTIVE and phase_definition(experiment) != (
+    if experiment.status == ExperimentStatus.ACTIVE and experiment.phase_definition() != (
         phase_before
     ):
         _phase_next(experiment)

@@ -164,13 +164,8 @@ def experiment_phases(experiment: Experiment) -> list[dict]:
             "number": 1,
             "started_at": experiment.started_at.isoformat(),
             "ended_at": experiment.ended_at.isoformat() if experiment.ended_at else None,
-            "weights": [
-                {"name": variant["name"], "weight": variant["weight"]}
-                for variant in experiment.variants
-            ],
-            "traffic": experiment.traffic,
-            "targeting": experiment.targeting,
-            "namespace": experiment.namespace,
+            # As ExperimentPhase.as_dict: the salt is not part of the results.
+            **{k: v for k, v in experiment.phase_definition().items() if k != "salt"},
         }
     ]
 
