@@ -64,6 +64,8 @@ def command_fails(command: str, *args) -> str:
 
 
 def api_error_fields(response) -> dict:
-    """{field: [reasons]} of an API error response, whatever envelope carries it."""
+    """{field: [reasons]} of an API error response, which must have the API's one error shape."""
     body = response.json()
-    return body.get("errors", body) if isinstance(body, dict) else {}
+    assert set(body) == {"status", "code", "detail", "errors"}, body
+    assert body["status"] == response.status_code, body
+    return body["errors"]
