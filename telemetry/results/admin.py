@@ -16,7 +16,7 @@ from recsys_experiments.lib.svg_chart import forest_plot, line_chart
 from recsys_experiments.models import AuditEntry
 from recsys_experiments.selectors import experiment_assignment_counts
 
-from .analysis import experiment_results, parse_date
+from .analysis import experiment_results, parse_date, parse_phase
 from .selectors import experiment_daily_series
 
 
@@ -25,12 +25,9 @@ def _results(request, experiment) -> tuple[dict, dict]:
     phase, its whole run); a bad value is shown as an error and the defaults are used."""
     chosen = {name: request.GET.get(name, "") for name in ("phase", "from", "to")}
     try:
-        phase = chosen["phase"]
-        if phase and not (phase.isascii() and phase.isdigit()):
-            raise InvalidInput({"phase": ["must be a phase number"]})
         results = experiment_results(
             experiment,
-            phase=int(phase) if phase else None,
+            phase=parse_phase(chosen["phase"]),
             date_from=parse_date(chosen["from"], "from"),
             date_to=parse_date(chosen["to"], "to"),
         )

@@ -153,6 +153,17 @@ def parse_date(value, field: str) -> date | None:
         raise InvalidInput({field: ["must be a real date as YYYY-MM-DD"]}) from None
 
 
+def parse_phase(value, field: str = "phase") -> int | None:
+    """A phase number from a query parameter, or None when absent; InvalidInput naming
+    `field` otherwise (isascii: str.isdigit() accepts digits int() refuses, such as '²')."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100_000:
+        raise InvalidInput({field: ["must be a phase number (a whole number from 1)"]})
+    return int(text)
+
+
 def experiment_phases(experiment: Experiment) -> list[dict]:
     """The experiment's phases, oldest first. An experiment written without the services (no
     phase rows) has one phase: its run with its current definition."""

@@ -17,16 +17,7 @@ from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.statistics import CORRECTIONS
 from recsys_experiments.selectors import experiment_get
 
-from .analysis import experiment_results, parse_date
-
-
-def phase_param(request) -> int | None:
-    value = request.query_params.get("phase")
-    if value is None:
-        return None
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100_000:
-        raise InvalidInput({"phase": ["must be a phase number (a whole number from 1)"]})
-    return int(value)
+from .analysis import experiment_results, parse_date, parse_phase
 
 
 def correction_param(request) -> str:
@@ -127,7 +118,7 @@ class ExperimentMetricsApi(AdminExperimentApi):
     )
     def get(self, request, key):
         params = request.query_params
-        phase = phase_param(request)
+        phase = parse_phase(params.get("phase"))
         date_from = parse_date(params.get("from"), "from")
         date_to = parse_date(params.get("to"), "to")
         days = days_param(request) if "days" in params else None
