@@ -99,3 +99,10 @@ def admin_api_client(api_client, staff_user) -> APIClient:
     """The admin API as a superuser."""
     api_client.force_authenticate(staff_user)
     return api_client
+
+
+@pytest.fixture
+def admin(client, staff_user):
+    """The Django admin as a superuser (a session login, as a browser has)."""
+    client.force_login(staff_user)
+    return client

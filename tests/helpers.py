@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.urls import reverse
 
 from recsys_experiments.models import Assignment
 
@@ -69,3 +70,8 @@ def api_error_fields(response) -> dict:
     assert set(body) == {"status", "code", "detail", "errors"}, body
     assert body["status"] == response.status_code, body
     return body["errors"]
+
+
+def admin_page_url(name: str, experiment) -> str:
+    """The URL of one of an experiment's admin pages, by URL name."""
+    return reverse(f"admin:{name}", args=[experiment.pk])

@@ -2,18 +2,11 @@
 
 import uuid
 
-import pytest
 from django.db import connection
 from django.urls import reverse
 
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.users import UserFactory
-
-
-@pytest.fixture
-def admin(client, staff_user):
-    client.force_login(staff_user)
-    return client
 
 
 def test_diagnostics_is_green_when_healthy_and_red_when_tagging_breaks(admin):

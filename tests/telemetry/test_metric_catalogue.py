@@ -105,12 +105,6 @@ def test_one_primary_metric_per_experiment(db):
     ]
 
 
-@pytest.fixture
-def admin(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 def test_the_catalogue_is_editable_in_the_admin(admin):
     response = admin.post(
         "/admin/telemetry/metric/add/",

@@ -12,18 +12,9 @@ from recsys_experiments.models import Assignment, AuditEntry, Experiment
 from recsys_experiments.services.assignments import assignment_override
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory, two_variants
 from tests.factories.users import UserFactory
+from tests.helpers import admin_page_url as url
 
 CHANGELIST = "/admin/recsys_experiments/experiment/"
-
-
-@pytest.fixture
-def admin(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-def url(name, experiment):
-    return reverse(f"admin:{name}", args=[experiment.pk])
 
 
 def messages_of(response) -> list[str]:

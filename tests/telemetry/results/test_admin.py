@@ -4,24 +4,13 @@ by telemetry."""
 import json
 import uuid
 
-import pytest
 from django.db import connection
-from django.urls import reverse
 
 from recsys_experiments.services.assignments import assignment_override
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.experiments import ActiveExperimentFactory
 from tests.factories.users import UserFactory
-
-
-@pytest.fixture
-def admin(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-def url(name, experiment):
-    return reverse(f"admin:{name}", args=[experiment.pk])
+from tests.helpers import admin_page_url as url
 
 
 def test_results_page_has_counts_charts_data_and_history(admin):
