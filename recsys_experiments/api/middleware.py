@@ -17,6 +17,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from recsys_experiments.lib.text import shown
+
 from .errors import RETRY_AFTER_SECONDS, error_body
 
 API_PREFIX = "/api/"
@@ -31,7 +33,7 @@ def _nul_parameter(request) -> str | None:
         return "path"
     for name, values in request.GET.lists():
         if "\x00" in name or any("\x00" in value for value in values):
-            return name.replace("\x00", "\\x00")
+            return shown(name)
     return None
 
 
