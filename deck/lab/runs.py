@@ -50,12 +50,13 @@ def simulate_once(
     *,
     report_dir: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    guardrails: list[dict] | None = None,
     **flags,
 ) -> tuple[dict, Path | None]:
     """Run one simulation from the command's flags (those of `simulation_spec`); with
-    `report_dir`, write its bundle there. Returns the run and the bundle's directory (or
-    None)."""
-    run = run_simulation(simulation_spec(**flags), progress=progress)
+    `report_dir`, write its bundle there; `guardrails` (a guardrail file's) are judged beside
+    the experiment's own. Returns the run and the bundle's directory (or None)."""
+    run = run_simulation(simulation_spec(**flags), progress=progress, guardrails=guardrails)
     bundle = write_bundle(run, Path(report_dir)) if report_dir else None
     return run, bundle
 

@@ -230,7 +230,11 @@ def _back_date(table: str, column_pairs: dict, ids_by_day: dict) -> None:
             )
 
 
-def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | None = None):
+def run_simulation(
+    spec: SimulationSpec,
+    progress: Callable[[int, int], None] | None = None,
+    guardrails: list[dict] | None = None,
+):
     """Drive the deck and outcome paths for `spec.users` new users; return the results with
     the truth beside them."""
     if spec.users < 2:
@@ -302,7 +306,10 @@ def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | 
             {moment + timedelta(minutes=5): ids for moment, ids in requests_by_day.items()},
         )
     results = experiment_results(
-        experiment, days=spec.days, user_ids=[user.pk for user, _ in people]
+        experiment,
+        days=spec.days,
+        user_ids=[user.pk for user, _ in people],
+        guardrails=guardrails,
     )
     return {
         "run_id": run_id,

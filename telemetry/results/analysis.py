@@ -26,7 +26,12 @@ from django.db import connection
 from django.utils import timezone
 
 from recsys_experiments.lib.errors import InvalidInput
-from recsys_experiments.lib.guardrails import OUTCOME_TYPES, SHARE_METRICS, evaluate
+from recsys_experiments.lib.guardrails import (
+    OUTCOME_TYPES,
+    SHARE_METRICS,
+    check_guardrail,
+    evaluate,
+)
 from recsys_experiments.lib.statistics import compare_proportions, sample_ratio_mismatch
 from recsys_experiments.models import Experiment, ExperimentPhase
 from telemetry.models import Metric
@@ -288,10 +293,18 @@ def experiment_results(
     user_ids=None,
     now: datetime | None = None,
     correction: str = "holm",
+    guardrails: list[dict] | None = None,
 ) -> dict:
     """Per-variant metrics of the clean population, comparisons with control, the excluded
     users, sample ratio mismatch of the phase and guardrails, for one phase (default the
-    latest) over its window narrowed by `days`, `date_from` and `date_to`."""
+    latest) over its window narrowed by `days`, `date_from` and `date_to`. `guardrails` are
+    extra ones (a customer's guardrail file), judged beside the experiment's own: each result
+    says its `source` ("experiment" or "file") and `guardrails_passed` covers both."""
+    extra_guardrails = list(guardrails or [])
+    for index, guardrail in enumerate(extra_guardrails):
+        for name, reason in check_guardrail(guardrail):
+            raise InvalidInput({f"guardrails[{index}]{'.' + name if name else ''}": [reason]})
+    all_guardrails = [*experiment.guardrails, *extra_guardrails]
     phases = experiment_phases(experiment)
     selected = _select_phase(phases, phase)
     window = analysis_window(selected, days=days, date_from=date_from, date_to=date_to, now=now)
@@ -326,7 +339,7 @@ def experiment_results(
             days=window_days,
             until=(window.end - timedelta(microseconds=1)).astimezone(UTC).date(),
         )
-        if any(g["metric"] in SHARE_METRICS for g in experiment.guardrails)
+        if any(g["metric"] in SHARE_METRICS for g in all_guardrails)
         else {}
     )
     clean_users = dict(_population(experiment, selected, window, user_ids, query=CLEAN_USERS))
@@ -344,20 +357,24 @@ def experiment_results(
     # rows, kept out of the experiment's multiple-testing correction).
     listed = {metric.key for metric in metrics}
     extra = Metric.objects.filter(
-        key__in={g["metric"] for g in experiment.guardrails} - listed - set(SHARE_METRICS)
+        key__in={g["metric"] for g in all_guardrails} - listed - set(SHARE_METRICS)
     )
     guardrail_rows = metric_results + (
         metric_rows(experiment, population, span, extra, control, correction)
         if has_window and extra
         else []
     )
-    guardrails = evaluate(
-        experiment.guardrails,
-        control=control,
-        variant_names=experiment.variant_names,
-        rows=guardrail_rows,
-        health=health,
-    )
+    judged = [
+        {**result, "source": source}
+        for source, declared in (("experiment", experiment.guardrails), ("file", extra_guardrails))
+        for result in evaluate(
+            declared,
+            control=control,
+            variant_names=experiment.variant_names,
+            rows=guardrail_rows,
+            health=health,
+        )
+    ]
     return {
         "experiment": experiment.key,
         "days": days,
@@ -378,6 +395,6 @@ def experiment_results(
         "primary_metric": primary.key if primary else None,
         "correction": correction,
         "metrics": metric_results,
-        "guardrails": guardrails,
-        "guardrails_passed": all(result["passed"] for result in guardrails),
+        "guardrails": judged,
+        "guardrails_passed": all(result["passed"] for result in judged),
     }

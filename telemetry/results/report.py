@@ -88,6 +88,7 @@ def guardrail_line(guardrail: dict) -> str:
     (ok, FAILED, or "not enough data" with the reason)."""
     limit = ", ".join(f"{k} {v}" for k, v in guardrail.items() if k.startswith("max_"))
     where = f" ({guardrail['variant']})" if guardrail["variant"] else ""
+    where += " [file]" if guardrail.get("source") == "file" else ""
     value = "—" if guardrail["value"] is None else f"{guardrail['value']:+.4f}"
     ci = ""
     if guardrail.get("ci_low") is not None:

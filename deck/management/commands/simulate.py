@@ -8,6 +8,7 @@ from deck.lab.runs import simulate_batch, simulate_once
 from deck.lab.simulation import truth_line
 from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
+from telemetry.management.commands.guardrails import apply_file, load_file_option
 from telemetry.results.report import report_lines
 
 
@@ -51,10 +52,16 @@ class Command(RecsysCommand):
         )  # fmt: skip
         parser.add_argument("--report-dir", help="write summary.md, results.json, arguments.json")
         parser.add_argument("--batch-file", help="YAML list of simulations (keys as the flags)")
+        parser.add_argument(
+            "--guardrails", metavar="FILE", help="a customer's guardrail file judged on the run"
+        )
         self.add_json_flag(parser, "print JSON")
 
-    def run(self, *, batch_file, report_dir, as_json, experiment, **options):
+    def run(self, *, batch_file, report_dir, as_json, experiment, guardrails, **options):
         """One lab call: a batch, or one run (its flags as they are); then print."""
+        guardrail_file = load_file_option(guardrails, "--guardrails") if guardrails else None
+        if guardrail_file and batch_file:
+            raise CommandError("--guardrails judges one run: not with --batch-file", returncode=2)
         if batch_file:
             summary = simulate_batch(Path(batch_file), report_dir=report_dir)
             self.stdout.write(json.dumps(summary, indent=2))
@@ -75,6 +82,7 @@ class Command(RecsysCommand):
             fixture=options["fixture"],
             report_dir=report_dir,
             progress=None if as_json else progress_bar(sys.stderr),
+            guardrails=guardrail_file.guardrails_for(experiment) if guardrail_file else None,
         )
         if bundle and not as_json:
             self.stdout.write(f"report bundle: {bundle}")
@@ -87,6 +95,8 @@ class Command(RecsysCommand):
             self.stderr.write("a guardrail has not enough data")
         if FAILED in statuses:
             raise CommandError("a guardrail failed", returncode=1)
+        if guardrail_file:
+            apply_file(run["results"], guardrail_file, self.stderr)
 
     def print_report(self, run: dict) -> None:
         self.stdout.write("\n".join(report_lines(run["results"])))

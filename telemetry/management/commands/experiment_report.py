@@ -2,6 +2,7 @@ from django.core.management.base import CommandError
 
 from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
+from telemetry.management.commands.guardrails import apply_file, load_file_option
 from telemetry.results.analysis import experiment_results, parse_date
 from telemetry.results.report import report_lines
 
@@ -12,7 +13,9 @@ class Command(RecsysCommand):
         "narrowed by --days (the last N UTC days of the phase) and --from/--to (UTC dates): "
         "exposed users of the clean population, conversion per outcome type, lift versus "
         "control with 95% CI and p-value, excluded users, sample ratio mismatch and "
-        "guardrails. Exits 1 when a guardrail fails (not when it only lacks data)."
+        "guardrails. Exits 1 when a guardrail fails (not when it only lacks data); with "
+        "--guardrails FILE a customer's guardrail file is judged too (its srm and "
+        "not_enough_data rules included; exit 2 when the file is bad)."
     )
 
     def add_options(self, parser):
@@ -23,9 +26,11 @@ class Command(RecsysCommand):
         parser.add_argument(
             "--days", type=int, help="the last N UTC days of the phase, ending at its end"
         )
+        parser.add_argument("--guardrails", metavar="FILE", help="a customer's guardrail file")
         self.add_json_flag(parser, "print JSON")
 
-    def run(self, *, key, phase, date_from, date_to, days, as_json, **options):
+    def run(self, *, key, phase, date_from, date_to, days, as_json, guardrails, **options):
+        guardrail_file = load_file_option(guardrails, "--guardrails") if guardrails else None
         if days is not None and not 1 <= days <= 366:
             raise CommandError("--days must be from 1 to 366")
         if phase is not None and phase < 1:
@@ -34,7 +39,12 @@ class Command(RecsysCommand):
         if date_from and date_to and date_from > date_to:
             raise CommandError("--from must not be after --to")
         results = experiment_results(
-            self.get_experiment(key), phase=phase, date_from=date_from, date_to=date_to, days=days
+            self.get_experiment(key),
+            phase=phase,
+            date_from=date_from,
+            date_to=date_to,
+            days=days,
+            guardrails=guardrail_file.guardrails_for(key) if guardrail_file else None,
         )
         if as_json:
             self.emit_json(results)
@@ -46,3 +56,5 @@ class Command(RecsysCommand):
         failed = [g["metric"] for g in results["guardrails"] if g["status"] == FAILED]
         if failed:
             raise CommandError(f"guardrail failed: {', '.join(failed)}", returncode=1)
+        if guardrail_file:
+            apply_file(results, guardrail_file, self.stderr)
