@@ -130,10 +130,10 @@ def _read_text(path: Path, limit: int, what: str) -> str:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
     except IsADirectoryError:
-        raise InvalidInput({what: [f"{shown(str(path))} is a directory, not a file"]}) from None
+        raise InvalidInput({what: [f"{shown(str(path), 200)} is a directory, not a file"]}) from None
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise InvalidInput({what: [f"cannot read {shown(str(path))}: {reason}"]}) from None
+        raise InvalidInput({what: [f"cannot read {shown(str(path), 200)}: {reason}"]}) from None
     if len(data) > limit:
         raise InvalidInput({what: [f"is larger than {limit} bytes"]})
     try:
@@ -264,7 +264,7 @@ RESULTS_KEYS = {"experiment": str, "control": str, "variants": list, "srm": dict
 
 def read_bundle_results(directory: str | Path) -> dict:
     """The `results` of a report bundle's results.json; InvalidInput naming the bundle."""
-    where = f"--bundle {shown(str(directory))}"
+    where = f"--bundle {shown(str(directory), 200)}"
     text = _read_text(Path(directory) / "results.json", MAX_BUNDLE_BYTES, where)
     try:
         document = json.loads(text)

@@ -35,7 +35,7 @@ def load_file_option(path: str, option: str = "--file") -> GuardrailFile:
     try:
         return load_guardrail_file(path)
     except DomainError as error:
-        raise bad_input(f"{option} {shown(path)}: {error.message}") from error
+        raise bad_input(f"{option} {shown(path, 200)}: {error.message}") from error
 
 
 def apply_file(results: dict, guardrail_file: GuardrailFile, stderr) -> None:
@@ -46,7 +46,7 @@ def apply_file(results: dict, guardrail_file: GuardrailFile, stderr) -> None:
         stderr.write(f"guardrail file warning: {warning}")
     if not judged["passed"]:
         raise CommandError(
-            f"guardrail file {shown(guardrail_file.path)}: {'; '.join(judged['failures'])}",
+            f"guardrail file {shown(guardrail_file.path, 200)}: {'; '.join(judged['failures'])}",
             returncode=EXIT_FAILED,
         )
 
