@@ -126,14 +126,15 @@ class _Loader(yaml.SafeLoader):
 
 
 def _read_text(path: Path, limit: int, what: str) -> str:
+    named = shown(str(path), 200)
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
     except IsADirectoryError:
-        raise InvalidInput({what: [f"{shown(str(path), 200)} is a directory, not a file"]}) from None
+        raise InvalidInput({what: [f"{named} is a directory, not a file"]}) from None
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise InvalidInput({what: [f"cannot read {shown(str(path), 200)}: {reason}"]}) from None
+        raise InvalidInput({what: [f"cannot read {named}: {reason}"]}) from None
     if len(data) > limit:
         raise InvalidInput({what: [f"is larger than {limit} bytes"]})
     try:
