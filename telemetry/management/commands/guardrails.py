@@ -92,7 +92,7 @@ class Command(RecsysCommand):
         if phase is not None and phase < 1:
             raise bad_input("--phase must be a phase number from 1")
         try:
-            checks = self.checks(guardrail_file, experiment, phase, bundle)
+            checks = self.run_checks(guardrail_file, experiment, phase, bundle)
         except DomainError as error:
             raise bad_input(error.message) from error
         passed = all(check["passed"] for check in checks)
@@ -106,7 +106,7 @@ class Command(RecsysCommand):
                 f"guardrails check failed: {', '.join(failed)}", returncode=EXIT_FAILED
             )
 
-    def checks(self, guardrail_file, keys, phase, bundles) -> list[dict]:
+    def run_checks(self, guardrail_file, keys, phase, bundles) -> list[dict]:
         if not keys and not bundles:
             keys = [e.key for e in experiment_list(status=ExperimentStatus.ACTIVE)]
         checks = []
@@ -116,16 +116,16 @@ class Command(RecsysCommand):
                 phase=phase,
                 guardrails=guardrail_file.guardrails_for(key),
             )
-            checks.append(self.check(guardrail_file, results, bundle=None))
+            checks.append(self.judge(guardrail_file, results, bundle=None))
         for directory in dict.fromkeys(bundles):
             stored = read_bundle_results(directory)
             guardrails = guardrail_file.guardrails_for(stored["experiment"])
             results = {**stored, "guardrails": evaluate_on_results(stored, guardrails)}
-            checks.append(self.check(guardrail_file, results, bundle=directory))
+            checks.append(self.judge(guardrail_file, results, bundle=directory))
         return checks
 
     @staticmethod
-    def check(guardrail_file, results: dict, *, bundle: str | None) -> dict:
+    def judge(guardrail_file, results: dict, *, bundle: str | None) -> dict:
         judged = verdict(results, guardrail_file)
         srm = results.get("srm") or {}
         phase = results.get("phase")

@@ -291,3 +291,13 @@ def test_experiment_report_applies_the_guardrail_file(db, tmp_path):
             stdout=io.StringIO(),
         )  # fmt: skip
     assert raised.value.returncode == 2 and "--guardrails " in str(raised.value)
+
+
+def test_the_command_runs_as_from_the_command_line_with_system_checks(db, tmp_path):
+    # manage.py runs Django's system checks first (call_command does not, by default).
+    out = io.StringIO()
+    call_command(
+        "guardrails", "check", "--file", write(tmp_path, LIKE_DROP), skip_checks=False, stdout=out
+    )
+
+    assert out.getvalue().splitlines()[-1] == "no active experiments: nothing to check"
