@@ -18,6 +18,9 @@ and inference"):
 - proportion (`proportion_lift`): users with at least one event, `compare_proportions`.
 Each gives the absolute lift with its CI and p-value, and the relative lift with a CI from the
 delta method for a ratio of two independent estimates.
+- CUPED (`cuped_mean_lift`, `cuped_proportion_lift`, `cuped_ratio_lift`; Deng et al. 2013):
+  the same lifts adjusted by each user's pre-period value of the metric, with the variance
+  reduction achieved; without pre-period data exactly the plain lifts.
 - Multiple testing (`adjust_p_values`): Holm (default) or Benjamini-Hochberg, equal to
   statsmodels' `multipletests(method="holm" | "fdr_bh")`.
 """
