@@ -348,8 +348,12 @@ def experiment_results(
     metrics = experiment_metrics(experiment)
     primary = primary_metric(experiment)
     span = (window.start, window.end)
+    # CUPED's pre-period ends at each user's first exposure in the phase.
+    phase_start = datetime.fromisoformat(selected["started_at"]) if selected else None
     metric_results = (
-        metric_rows(experiment, population, span, metrics, control, correction)
+        metric_rows(
+            experiment, population, span, metrics, control, correction, phase_start=phase_start
+        )
         if has_window
         else []
     )
@@ -360,7 +364,9 @@ def experiment_results(
         key__in={g["metric"] for g in all_guardrails} - listed - set(SHARE_METRICS)
     )
     guardrail_rows = metric_results + (
-        metric_rows(experiment, population, span, extra, control, correction)
+        metric_rows(
+            experiment, population, span, extra, control, correction, phase_start=phase_start
+        )
         if has_window and extra
         else []
     )

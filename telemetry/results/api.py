@@ -46,6 +46,13 @@ METRIC_ROW = inline_serializer(
             allow_null=True, help_text="corrected across metrics x variants (`correction`)"
         ),
         "sequential": serializers.BooleanField(),
+        "cuped": serializers.BooleanField(
+            help_text="adjusted by the users' pre-period values (RESULTS_CUPED_DAYS > 0)"
+        ),
+        "variance_reduction": serializers.FloatField(
+            allow_null=True,
+            help_text="CUPED: 1 - Var(adjusted lift) / Var(plain lift); null without pre data",
+        ),
         "reason": serializers.CharField(required=False, help_text="why a value is missing"),
     },
     many=True,

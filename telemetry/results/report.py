@@ -110,9 +110,18 @@ def _interval(low, high, percent: bool = False) -> str:
     return f"[{low:+.2%}, {high:+.2%}]" if percent else f"[{low:+.4g}, {high:+.4g}]"
 
 
+def _reduction(row: dict) -> str:
+    """CUPED's variance reduction: "off" (RESULTS_CUPED_DAYS = 0), "—" (no pre-period data)."""
+    if not row.get("cuped"):
+        return "off"
+    value = row.get("variance_reduction")
+    return "—" if value is None else f"{value:.0%}"
+
+
 def metric_lines(results: dict) -> list[str]:
     """The catalogue metrics: value per variant, absolute and relative lift with CIs, raw and
-    adjusted p (the primary metric is judged on the raw one)."""
+    adjusted p (the primary metric is judged on the raw one), and the variance reduction CUPED
+    achieved (the values, lifts and p-values are then the adjusted ones)."""
     if not results.get("metrics"):
         return []
     primary = results.get("primary_metric")
@@ -120,9 +129,9 @@ def metric_lines(results: dict) -> list[str]:
         "",
         f"metrics (p adjusted by {results['correction']} across metrics x variants"
         + (f"; primary: {primary}, judged on its raw p" if primary else "")
-        + ")",
+        + "; CUPED = variance reduction by the users' pre-period values)",
         f"{'metric':18} {'variant':14} {'control':>9} {'value':>9} {'abs lift 95% CI':>23} "
-        f"{'rel lift 95% CI':>19} {'p':>7} {'p adj.':>7}",
+        f"{'rel lift 95% CI':>19} {'p':>7} {'p adj.':>7} {'CUPED':>6}",
     ]
     for row in results["metrics"]:
         name = ("* " if row["metric"] == primary else "") + row["metric"]
@@ -131,7 +140,7 @@ def metric_lines(results: dict) -> list[str]:
             f"{_number(row['value']):>9} "
             f"{_interval(row['abs_ci_low'], row['abs_ci_high']):>23} "
             f"{_interval(row['rel_ci_low'], row['rel_ci_high'], percent=True):>19} "
-            f"{_p(row['p_value']):>7} {_p(row['p_adjusted']):>7}"
+            f"{_p(row['p_value']):>7} {_p(row['p_adjusted']):>7} {_reduction(row):>6}"
             + (f"  ({row['reason']})" if row.get("reason") else "")
         )
     return lines
