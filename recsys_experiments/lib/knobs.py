@@ -7,6 +7,8 @@ value of the wrong type or range, is rejected when the experiment is created or 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,3 +76,13 @@ def check_config(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield name, "must be a number"
         elif not knob.minimum <= value <= knob.maximum:
             yield name, f"must be between {knob.minimum} and {knob.maximum}"
+
+
+def knobs_hash(knobs: dict[str, Any]) -> str:
+    """sha256 (hex) of the knobs' jsonb text: the twin of SQL `rec_knobs_hash(jsonb)`
+    (deck/sql/deck.v3.sql), for offline use. jsonb orders keys by length, then bytes, and
+    writes `{"k": v, "k2": v2}`; knob values are numbers, written as Python writes them
+    (a test holds the two equal on the knob types)."""
+    ordered = sorted(knobs, key=lambda key: (len(key.encode()), key.encode()))
+    text = json.dumps({key: knobs[key] for key in ordered}, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
