@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
 from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
 from recsys_experiments.lib.knobs import KNOBS
@@ -13,6 +14,10 @@ class MediaItemAdmin(admin.ModelAdmin):
     list_display = ("title", "year", "genres", "popularity")
     search_fields = ("title", "external_id")
     ordering = ("-popularity",)
+
+
+class ConcurrentChange(Exception):
+    """Another save took a binding, the name or the default flag while this form was checked."""
 
 
 def knob_field_name(knob: str) -> str:
@@ -185,11 +190,18 @@ class RankingProfileAdmin(admin.ModelAdmin):
                 actor=request.user,
             )
         except InvalidInput as error:
-            # Only a concurrent save can get here: the form checked the same rules.
-            self.message_user(request, f"Not saved: {error.message}", messages.ERROR)
-            raise
+            # Only a concurrent save can get here (the form checked the same rules):
+            # changeform_view rolls back and shows the form again with the reason.
+            raise ConcurrentChange(error.message) from None
         obj.pk = saved.pk
         obj.refresh_from_db()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ConcurrentChange as error:
+            self.message_user(request, f"Not saved: {error}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and obj.is_default:

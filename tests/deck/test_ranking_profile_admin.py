@@ -3,6 +3,7 @@ at their field, the default undeletable, the history read-only."""
 
 import pytest
 
+from deck import admin as deck_admin
 from deck.models import RankingProfile, RankingProfileVersion
 from deck.profiles import ranking_profile_save
 from recsys_experiments.lib.knobs import KNOBS
@@ -115,3 +116,23 @@ def test_the_changelist_shows_bindings_and_overrides(admin):
     page = admin.get("/admin/deck/rankingprofile/").content.decode()
 
     assert "segment: s" in page and "cf_weight=0.6" in page
+
+
+def test_a_binding_taken_between_the_check_and_the_save_is_reported_not_a_server_error(
+    admin, monkeypatch
+):
+    """The form's check is skipped, as when another save took the binding meanwhile."""
+    monkeypatch.setattr(
+        deck_admin.RankingProfileForm,
+        "clean",
+        lambda form: {**form.cleaned_data, "knobs": {}, "bindings": [{"segment": "s"}]},
+    )
+    ranking_profile_save(name="holder", knobs={}, bindings=[{"segment": "s"}])
+
+    response = admin.post(ADD, form(), follow=True)
+
+    assert response.status_code == 200
+    assert (
+        "Not saved: bindings[0]: segment s is already bound to profile" in response.content.decode()
+    )
+    assert not RankingProfile.objects.filter(name="tuned").exists()

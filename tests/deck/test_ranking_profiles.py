@@ -57,7 +57,13 @@ def test_the_migration_installs_a_default_profile_with_the_built_in_knobs(db):
 
 @pytest.mark.parametrize(
     "knobs",
-    [DEFAULT_KNOBS, {"cf_weight": 0.8, "diversity_cap": 2}, {"freshness_half_life_years": 2.5}],
+    [
+        DEFAULT_KNOBS,
+        {"cf_weight": 0.8, "diversity_cap": 2},
+        {"freshness_half_life_years": 2.5},
+        {"cf_weight": 1e-05, "genre_weight": 10, "popularity_weight": 0.1 + 0.2},
+        {},
+    ],
 )
 def test_the_python_knobs_hash_is_the_sql_one(db, knobs):
     assert knobs_hash(knobs) == sql_hash(knobs) == sql_hash(dict(reversed(knobs.items())))
@@ -346,6 +352,23 @@ def test_the_end_user_cannot_write_profiles_nor_read_their_history(db, statement
         connection.cursor() as cursor,
     ):
         cursor.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("definition", "field"),
+    [
+        ("tuned", "definition"),
+        ({"knobs": {}}, "name"),
+        ({"name": "tuned"}, "knobs"),
+        ({"name": "tuned", "knobs": {}, "bindings": [{"segment": "s"}] * 201}, "bindings"),
+        ({"name": "x" * 10_000, "knobs": {}}, "name"),
+    ],
+)
+def test_install_rejects_a_bad_definition_naming_the_field(db, definition, field):
+    with pytest.raises(InvalidInput) as raised:
+        ranking_profile_install(definition, as_default=False)
+
+    assert field in raised.value.errors
 
 
 def test_the_end_user_reads_profiles_and_only_their_own_segment(db):
