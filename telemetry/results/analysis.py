@@ -126,6 +126,47 @@ group by c.variant
 )
 
 
+# The ranking provenance the deck recorded on the experiment's impressions in the window
+# (request_context.ranking, docs/deck.md): which profile, version and final knobs served each
+# variant. Impressions from before provenance was recorded group under nulls.
+RANKING = """
+select i.request_context -> 'experiments' ->> %(key)s as variant,
+       i.request_context -> 'ranking' ->> 'profile' as profile,
+       i.request_context -> 'ranking' ->> 'profile_id' as profile_id,
+       i.request_context -> 'ranking' ->> 'version' as version,
+       i.request_context -> 'ranking' ->> 'knobs_hash' as knobs_hash,
+       count(*) as impressions
+from rec_impressions as i
+where i.created_at >= %(start)s and i.created_at < %(end)s
+  and i.request_context -> 'experiments' ? %(key)s
+  and (%(users)s::uuid[] is null or i.user_id = any(%(users)s::uuid[]))
+group by 1, 2, 3, 4, 5
+order by 1, 6 desc, 2, 4, 5
+"""
+
+
+def _whole(value: str | None) -> int | None:
+    """A provenance id or version as recorded (jsonb text): an int, or None if it is none."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _ranking(rows) -> list[dict]:
+    return [
+        {
+            "variant": variant,
+            "profile": profile,
+            "profile_id": _whole(profile_id),
+            "version": _whole(version),
+            "knobs_hash": knobs_hash,
+            "impressions": impressions,
+        }
+        for variant, profile, profile_id, version, knobs_hash, impressions in rows
+    ]
+
+
 @dataclass(frozen=True)
 class Window:
     """[start, end) in UTC, inside one phase."""
@@ -403,4 +444,5 @@ def experiment_results(
         "metrics": metric_results,
         "guardrails": judged,
         "guardrails_passed": all(result["passed"] for result in judged),
+        "ranking": _ranking(_population(experiment, selected, window, user_ids, query=RANKING)),
     }

@@ -112,6 +112,12 @@ class ExperimentMetricsApi(AdminExperimentApi):
                     "metrics": METRIC_ROW,
                     "guardrails": serializers.ListField(child=serializers.DictField()),
                     "guardrails_passed": serializers.BooleanField(),
+                    "ranking": serializers.ListField(
+                        child=serializers.DictField(),
+                        help_text="ranking provenance seen in the window: one row per "
+                        "(variant, profile, profile_id, version, knobs_hash) with its "
+                        "impressions (nulls: recorded before provenance existed)",
+                    ),
                 },
             ),
             # The error shape is added by recsys_experiments/api/schema.py.

@@ -76,6 +76,7 @@ def report_lines(results: dict) -> list[str]:
             f"{ci:>21} {_p(row['p_value']):>7}"
         )
     lines += metric_lines(results)
+    lines += ranking_lines(results)
     if results["guardrails"]:
         lines.append("")
         for guardrail in results["guardrails"]:
@@ -142,5 +143,23 @@ def metric_lines(results: dict) -> list[str]:
             f"{_interval(row['rel_ci_low'], row['rel_ci_high'], percent=True):>19} "
             f"{_p(row['p_value']):>7} {_p(row['p_adjusted']):>7} {_reduction(row):>6}"
             + (f"  ({row['reason']})" if row.get("reason") else "")
+        )
+    return lines
+
+
+def ranking_lines(results: dict) -> list[str]:
+    """Which ranking profile, version and final knobs (hash) served each variant in the
+    window, with impression counts (the deck's provenance, docs/deck.md)."""
+    if not results.get("ranking"):
+        return []
+    lines = ["", f"{'ranking':16} {'profile':20} {'version':>7} {'knobs hash':14} {'impr.':>8}"]
+    for row in results["ranking"]:
+        profile = row["profile"] or "—"
+        if row["profile_id"] is not None:
+            profile += f" (#{row['profile_id']})"
+        knobs = (row["knobs_hash"] or "not recorded")[:12]
+        version = "—" if row["version"] is None else str(row["version"])
+        lines.append(
+            f"{row['variant']:16} {profile:20} {version:>7} {knobs:14} {row['impressions']:>8}"
         )
     return lines
