@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
 from recsys_experiments.lib.errors import DomainError
+from recsys_experiments.lib.text import shown
 from recsys_experiments.models import Experiment
 from recsys_experiments.selectors import experiment_definition
 
@@ -108,7 +109,10 @@ def bundle_write(directory: Path, files: dict[str, object]) -> Path:
     """Write `files` ({file name: bytes, text, or data as JSON}) into `directory` and a
     manifest.json with the sha256 of each."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as error:
+        raise BundleError(f"cannot write the bundle to {shown(str(directory))}: {error}") from None
     digests = {}
     for name, content in files.items():
         if not FILE_NAME_RE.match(name) or name == MANIFEST:
@@ -125,27 +129,33 @@ def bundle_read(directory: Path) -> dict[str, bytes]:
     """{file name: content} of a bundle whose every file matches its manifest; BundleError
     names the problem otherwise."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise BundleError(f"{directory}: no such bundle directory")
+    try:
+        found = directory.is_dir()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        raise BundleError(f"{shown(str(directory))}: no such bundle directory")
     try:
         manifest = json.loads((directory / MANIFEST).read_bytes())
         files = manifest["files"]
         if not isinstance(files, dict):
             raise TypeError
     except OSError:
-        raise BundleError(f"{directory / MANIFEST}: missing or unreadable") from None
+        raise BundleError(f"{shown(str(directory / MANIFEST))}: missing or unreadable") from None
     except (ValueError, KeyError, TypeError):
-        raise BundleError(f"{directory / MANIFEST}: not a bundle manifest") from None
+        raise BundleError(f"{shown(str(directory / MANIFEST))}: not a bundle manifest") from None
     contents = {}
     for name, digest in files.items():
         if not isinstance(name, str) or not FILE_NAME_RE.match(name):
-            raise BundleError(f"{directory / MANIFEST}: bad file name {name!r}")
+            raise BundleError(f"{shown(str(directory / MANIFEST))}: bad file name {name!r}")
         try:
             data = (directory / name).read_bytes()
         except OSError:
-            raise BundleError(f"{directory / name}: missing or unreadable") from None
+            raise BundleError(f"{shown(str(directory / name))}: missing or unreadable") from None
         if hashlib.sha256(data).hexdigest() != digest:
-            raise BundleError(f"{directory / name}: does not match its sha256 in {MANIFEST}")
+            raise BundleError(
+                f"{shown(str(directory / name))}: does not match its sha256 in {MANIFEST}"
+            )
         contents[name] = data
     return contents
 
@@ -153,8 +163,8 @@ def bundle_read(directory: Path) -> dict[str, bytes]:
 def bundle_json(contents: dict[str, bytes], name: str, directory: Path):
     """The parsed JSON file `name` of a read bundle (BundleError when absent or not JSON)."""
     if name not in contents:
-        raise BundleError(f"{Path(directory) / name}: missing from the bundle")
+        raise BundleError(f"{shown(str(Path(directory) / name))}: missing from the bundle")
     try:
         return json.loads(contents[name])
     except ValueError:
-        raise BundleError(f"{Path(directory) / name}: not valid JSON") from None
+        raise BundleError(f"{shown(str(Path(directory) / name))}: not valid JSON") from None

@@ -1,8 +1,12 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
 from django.core.management.base import CommandError
 
 from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
 from telemetry.results.analysis import experiment_results, parse_date
+from telemetry.results.provenance import bundle_write, code_version, experiment_snapshot
 from telemetry.results.report import report_lines
 
 
@@ -23,9 +27,14 @@ class Command(RecsysCommand):
         parser.add_argument(
             "--days", type=int, help="the last N UTC days of the phase, ending at its end"
         )
+        parser.add_argument(
+            "--report-dir", metavar="DIR",
+            help="also write a report bundle to DIR/<key>-<UTC time>/ (definition, phase, "
+            "arguments, code version, results, report text, manifest)",
+        )  # fmt: skip
         self.add_json_flag(parser, "print JSON")
 
-    def run(self, *, key, phase, date_from, date_to, days, as_json, **options):
+    def run(self, *, key, phase, date_from, date_to, days, as_json, report_dir, **options):
         if days is not None and not 1 <= days <= 366:
             raise CommandError("--days must be from 1 to 366")
         if phase is not None and phase < 1:
@@ -33,9 +42,33 @@ class Command(RecsysCommand):
         date_from, date_to = parse_date(date_from, "--from"), parse_date(date_to, "--to")
         if date_from and date_to and date_from > date_to:
             raise CommandError("--from must not be after --to")
+        experiment = self.get_experiment(key)
         results = experiment_results(
-            self.get_experiment(key), phase=phase, date_from=date_from, date_to=date_to, days=days
+            experiment, phase=phase, date_from=date_from, date_to=date_to, days=days
         )
+        if report_dir:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            arguments = {
+                "key": key,
+                "phase": phase,
+                "from": date_from,
+                "to": date_to,
+                "days": days,
+                # Filled in by the ranking-profiles part (the profile and knob hash in force).
+                "profile": None,
+            }
+            bundle = bundle_write(
+                Path(report_dir) / f"{key}-{stamp}",
+                {
+                    "arguments.json": arguments,
+                    "experiment.json": experiment_snapshot(experiment),
+                    "profile.json": None,
+                    "code.json": code_version(),
+                    "results.json": {"results": results},
+                    "report.txt": "\n".join(report_lines(results)) + "\n",
+                },
+            )
+            self.stderr.write(f"report bundle: {bundle}")
         if as_json:
             self.emit_json(results)
         else:
