@@ -125,6 +125,10 @@ def bundle_write(directory: Path, files: dict[str, object]) -> Path:
     return directory
 
 
+def _problem(directory: Path, name: str, reason: str) -> BundleError:
+    return BundleError(f"{name} of bundle {shown(str(directory))}: {reason}")
+
+
 def bundle_read(directory: Path) -> dict[str, bytes]:
     """{file name: content} of a bundle whose every file matches its manifest; BundleError
     names the problem otherwise."""
@@ -141,21 +145,19 @@ def bundle_read(directory: Path) -> dict[str, bytes]:
         if not isinstance(files, dict):
             raise TypeError
     except OSError:
-        raise BundleError(f"{shown(str(directory / MANIFEST))}: missing or unreadable") from None
+        raise _problem(directory, MANIFEST, "missing or unreadable") from None
     except (ValueError, KeyError, TypeError):
-        raise BundleError(f"{shown(str(directory / MANIFEST))}: not a bundle manifest") from None
+        raise _problem(directory, MANIFEST, "not a bundle manifest") from None
     contents = {}
     for name, digest in files.items():
-        if not isinstance(name, str) or not FILE_NAME_RE.match(name):
-            raise BundleError(f"{shown(str(directory / MANIFEST))}: bad file name {name!r}")
+        if not FILE_NAME_RE.match(name):
+            raise _problem(directory, MANIFEST, f"bad file name {shown(name)}")
         try:
             data = (directory / name).read_bytes()
         except OSError:
-            raise BundleError(f"{shown(str(directory / name))}: missing or unreadable") from None
+            raise _problem(directory, name, "missing or unreadable") from None
         if hashlib.sha256(data).hexdigest() != digest:
-            raise BundleError(
-                f"{shown(str(directory / name))}: does not match its sha256 in {MANIFEST}"
-            )
+            raise _problem(directory, name, f"does not match its sha256 in {MANIFEST}")
         contents[name] = data
     return contents
 
@@ -163,8 +165,8 @@ def bundle_read(directory: Path) -> dict[str, bytes]:
 def bundle_json(contents: dict[str, bytes], name: str, directory: Path):
     """The parsed JSON file `name` of a read bundle (BundleError when absent or not JSON)."""
     if name not in contents:
-        raise BundleError(f"{shown(str(Path(directory) / name))}: missing from the bundle")
+        raise _problem(directory, name, "missing from the bundle")
     try:
         return json.loads(contents[name])
     except ValueError:
-        raise BundleError(f"{shown(str(Path(directory) / name))}: not valid JSON") from None
+        raise _problem(directory, name, "not valid JSON") from None
