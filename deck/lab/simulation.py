@@ -10,11 +10,11 @@ to [0, 1]). A planted effect `like=+0.05` is thus a per-impression effect, the q
 recommender changes, and the catalogue's per-impression ratio metric of that type (like ->
 like_rate) estimates it: the truth rows set its lift, CI and p-value beside the truth.
 
-Every random choice comes from one generator seeded with `spec.seed`: the catalogue it may
-create, the experiment's salt when it creates the experiment, the run id, the users' ids and
-their behaviour. The same seed on the same database therefore gives the identical report. A
-run never reuses users: when the run id drawn is already taken (the seed was simulated here
-before) the generator draws the next one, so a rerun makes fresh users, as it always has.
+Every random choice comes from one generator seeded with `spec.seed`: the experiment's id
+and salt when it creates the experiment (drawn even when a snapshot gives them, so the rest
+of the stream does not depend on where the definition came from), the catalogue it may
+create, the run id, the users' ids and their behaviour. deck/lab/runs.py runs this in a fresh
+scratch database (deck/lab/scratch.py), so the same seed always gives the identical report.
 """
 
 from __future__ import annotations
