@@ -4,7 +4,16 @@ while the live database (and the test's open transaction on it) waits untouched.
 import pytest
 from django.db import connection, connections
 
-from deck.lab.scratch import SCRATCH_PREFIX, scratch_database, scratch_drop
+from deck.lab.scratch import (
+    SCRATCH_PREFIX,
+    TEMPLATE_PREFIX,
+    ScratchDatabaseError,
+    _create,
+    _maintenance,
+    schema_fingerprint,
+    scratch_database,
+    scratch_drop,
+)
 from deck.models import MediaItem
 from telemetry.models import Metric
 from tests.factories.catalog import MediaItemFactory
@@ -61,3 +70,25 @@ def test_an_error_inside_the_block_drops_the_database_and_restores_the_connectio
         1 / 0  # noqa: B018
     assert current_database() == live
     assert not database_exists(scratch.name)
+
+
+def test_a_stale_template_is_dropped_and_the_current_one_kept(db):
+    with _maintenance() as cursor:
+        cursor.execute(f"create database {TEMPLATE_PREFIX}0000stale")
+    with scratch_database():
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "select datname from pg_database where starts_with(datname, %s)", [TEMPLATE_PREFIX]
+        )
+        templates = [row[0] for row in cursor.fetchall()]
+    assert templates == [TEMPLATE_PREFIX + schema_fingerprint()[:24]]
+
+
+def test_a_role_without_createdb_gets_one_line_naming_the_fix(db):
+    with _maintenance() as cursor:
+        cursor.execute("set role recsys_authenticated")
+        with pytest.raises(ScratchDatabaseError, match="lacks CREATEDB") as raised:
+            _create(cursor, SCRATCH_PREFIX + "denied")
+    assert "ALTER ROLE" in str(raised.value) and "\n" not in str(raised.value)
+    assert not database_exists(SCRATCH_PREFIX + "denied")
