@@ -1,9 +1,13 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
 from django.core.management.base import CommandError
 
 from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
 from telemetry.management.commands.guardrails import apply_file, load_file_option
 from telemetry.results.analysis import experiment_results, parse_date
+from telemetry.results.provenance import bundle_write, code_version, experiment_snapshot
 from telemetry.results.report import report_lines
 
 
@@ -27,9 +31,16 @@ class Command(RecsysCommand):
             "--days", type=int, help="the last N UTC days of the phase, ending at its end"
         )
         parser.add_argument("--guardrails", metavar="FILE", help="a customer's guardrail file")
+        parser.add_argument(
+            "--report-dir", metavar="DIR",
+            help="also write a report bundle to DIR/<key>-<UTC time>/ (definition, phase, "
+            "arguments, ranking provenance, code version, results, report text, manifest)",
+        )  # fmt: skip
         self.add_json_flag(parser, "print JSON")
 
-    def run(self, *, key, phase, date_from, date_to, days, as_json, guardrails, **options):
+    def run(
+        self, *, key, phase, date_from, date_to, days, as_json, guardrails, report_dir, **options
+    ):
         guardrail_file = load_file_option(guardrails, "--guardrails") if guardrails else None
         if days is not None and not 1 <= days <= 366:
             raise CommandError("--days must be from 1 to 366")
@@ -38,14 +49,41 @@ class Command(RecsysCommand):
         date_from, date_to = parse_date(date_from, "--from"), parse_date(date_to, "--to")
         if date_from and date_to and date_from > date_to:
             raise CommandError("--from must not be after --to")
+        experiment = self.get_experiment(key)
+        file_guardrails = guardrail_file.guardrails_for(key) if guardrail_file else None
         results = experiment_results(
-            self.get_experiment(key),
+            experiment,
             phase=phase,
             date_from=date_from,
             date_to=date_to,
             days=days,
-            guardrails=guardrail_file.guardrails_for(key) if guardrail_file else None,
+            guardrails=file_guardrails,
         )
+        if report_dir:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            arguments = {
+                "key": key,
+                "phase": phase,
+                "from": date_from,
+                "to": date_to,
+                "days": days,
+                "guardrails_file": guardrails,
+                "guardrails": file_guardrails or [],
+            }
+            bundle = bundle_write(
+                Path(report_dir) / f"{key}-{stamp}",
+                {
+                    "arguments.json": arguments,
+                    "experiment.json": experiment_snapshot(experiment),
+                    # The ranking profiles, versions and knob hashes the window's
+                    # impressions were served with, per variant.
+                    "ranking.json": results["ranking"],
+                    "code.json": code_version(),
+                    "results.json": {"results": results},
+                    "report.txt": "\n".join(report_lines(results)) + "\n",
+                },
+            )
+            self.stderr.write(f"report bundle: {bundle}")
         if as_json:
             self.emit_json(results)
         else:
