@@ -37,6 +37,8 @@ from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.experiment_rules import Problems, is_number
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
 
+# libyaml's safe loader when present: five times faster on the large templates.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # \Z, not $: $ also matches before a trailing newline.
 NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
 TOP_FIELDS = {"name", "catalog", "segments", "users", "cf_recos", "experiments"}
@@ -69,7 +71,8 @@ def _parse_fixture(raw: bytes, path: Path) -> dict:
     kind = path.suffix.lstrip(".") or "YAML"
     try:
         text = raw.decode("utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        # SAFE_LOADER is a safe loader (CSafeLoader or SafeLoader): no arbitrary objects.
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, SAFE_LOADER)  # noqa: S506
     except (ValueError, yaml.YAMLError) as error:
         raise InvalidInput({"file": [f"not valid {kind}: {error}"]}) from None
     if not isinstance(data, dict):
@@ -366,40 +369,8 @@ def load_fixture(data: dict, *, reset: bool = False) -> dict:
     # After the reset, so that accounts it just removed do not count; a refusal rolls it back.
     _check_accounts(name, fixture["users"])
     tally = history.Tally()
-    items = {}
-    for item_id, spec in fixture["items"].items():
-        item, created = MediaItem.objects.update_or_create(
-            external_id=f"{name}:{item_id}", defaults=spec
-        )
-        tally.add("media_items", inserted=int(created), present=int(not created))
-        items[item_id] = item
-    user_model = get_user_model()
-    people = {}
-    for username, spec in fixture["users"].items():
-        # _check_accounts made sure that an existing account is one this fixture created.
-        user = user_model.objects.filter(username=username, created_by_fixture=name).first()
-        tally.add("accounts_user", inserted=int(user is None), present=int(user is not None))
-        if user is None:
-            user = user_model(
-                id=fixture_user_id(name, username),
-                username=username,
-                email=spec["email"],
-                created_by_fixture=name,
-            )
-            user.set_unusable_password()
-            user.save(force_insert=True)
-        elif spec["email"] and user.email != spec["email"]:
-            user.email = spec["email"]
-            user.save(update_fields=["email"])
-        UserSegment.objects.update_or_create(
-            user=user,
-            defaults={"fixture": name, "segment": spec["segment"], "traits": spec["traits"]},
-        )
-        for genre, weight in spec["genre_preferences"].items():
-            UserGenrePreference.objects.update_or_create(
-                user=user, genre=genre, defaults={"weight": weight}
-            )
-        people[username] = user
+    items = _load_items(name, fixture["items"], tally)
+    people = _load_users(name, fixture["users"], tally)
     for reco in fixture["cf_recos"]:
         _, created = CfReco.objects.update_or_create(
             user=people[reco["user"]],
@@ -424,6 +395,76 @@ def load_fixture(data: dict, *, reset: bool = False) -> dict:
         "tables": tally.as_dict(),
         "segment_counts": _segment_counts(fixture),
     }
+
+
+def _load_items(name: str, specs: dict, tally) -> dict:
+    """Upsert the catalogue (in its `<name>:` namespace) in one statement."""
+    external = {item_id: f"{name}:{item_id}" for item_id in specs}
+    present = set(
+        MediaItem.objects.filter(external_id__in=list(external.values())).values_list(
+            "external_id", flat=True
+        )
+    )
+    fields = ["title", "genres", "year", "popularity"]
+    items = MediaItem.objects.bulk_create(
+        [MediaItem(external_id=external[item_id], **spec) for item_id, spec in specs.items()],
+        update_conflicts=True,
+        unique_fields=["external_id"],
+        update_fields=fields,
+    )
+    tally.add("media_items", inserted=len(specs) - len(present), present=len(present))
+    return dict(zip(specs, items, strict=True))
+
+
+def _load_users(name: str, users: dict, tally) -> dict:
+    """Create the missing accounts and upsert segments and genre preferences, in a few
+    statements whatever the number of users (templates have hundreds)."""
+    user_model = get_user_model()
+    # _check_accounts made sure that an existing account is one this fixture created.
+    people = {
+        user.username: user
+        for user in user_model.objects.filter(username__in=list(users), created_by_fixture=name)
+    }
+    created = []
+    for username, spec in users.items():
+        user = people.get(username)
+        if user is None:
+            user = user_model(
+                id=fixture_user_id(name, username),
+                username=username,
+                email=spec["email"],
+                created_by_fixture=name,
+            )
+            user.set_unusable_password()
+            created.append(user)
+            people[username] = user
+        elif spec["email"] and user.email != spec["email"]:
+            user.email = spec["email"]
+            user.save(update_fields=["email"])
+    user_model.objects.bulk_create(created)
+    tally.add("accounts_user", inserted=len(created), present=len(users) - len(created))
+    UserSegment.objects.bulk_create(
+        [
+            UserSegment(
+                user=people[username], fixture=name, segment=spec["segment"], traits=spec["traits"]
+            )
+            for username, spec in users.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["fixture", "segment", "traits"],
+    )
+    UserGenrePreference.objects.bulk_create(
+        [
+            UserGenrePreference(user=people[username], genre=genre, weight=weight)
+            for username, spec in users.items()
+            for genre, weight in spec["genre_preferences"].items()
+        ],
+        update_conflicts=True,
+        unique_fields=["user", "genre"],
+        update_fields=["weight"],
+    )
+    return {username: people[username] for username in users}
 
 
 def fixture_user_id(name: str, username: str) -> uuid.UUID:
