@@ -233,7 +233,7 @@ MAX_METADATA_BYTES = 4096
 MAX_METADATA_DEPTH = 4
 
 
-def _metadata_reason(metadata) -> str | None:
+def metadata_reason(metadata) -> str | None:
     """Why `metadata` cannot be stored, or None: an object of at most MAX_METADATA_DEPTH
     levels, MAX_METADATA_BYTES bytes of compact JSON, with storable text only."""
     if not isinstance(metadata, dict):
@@ -252,6 +252,8 @@ def _metadata_reason(metadata) -> str | None:
         size = len(json.dumps(metadata, separators=(",", ":"), allow_nan=False).encode())
     except ValueError:
         return "must hold finite numbers only (no NaN or infinity)"
+    except TypeError:  # a YAML date or another non-JSON value, from a fixture
+        return "must hold JSON values only (strings, numbers, booleans, null, lists, objects)"
     if size > MAX_METADATA_BYTES:
         return f"is too large: at most {MAX_METADATA_BYTES} bytes of JSON"
     return None
@@ -291,7 +293,7 @@ def _check_conversion(index: int, item, now: datetime) -> tuple[dict, dict]:
         cleaned["value"] = float(value)
 
     metadata = item.get("metadata")
-    reason = None if metadata is None else _metadata_reason(metadata)
+    reason = None if metadata is None else metadata_reason(metadata)
     if reason:
         errors["metadata"] = reason
     else:

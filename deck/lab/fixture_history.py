@@ -39,7 +39,12 @@ from recsys_experiments.models import Assignment, Experiment, ExperimentPhase, E
 from recsys_experiments.services.assignments import assignment_assign, assignment_override
 from recsys_experiments.services.experiments import experiment_activate, experiment_create
 from telemetry.models import OutcomeType
-from telemetry.services import MAX_EVENT_ID, conversions_record, outcomes_record
+from telemetry.services import (
+    MAX_EVENT_ID,
+    conversions_record,
+    metadata_reason,
+    outcomes_record,
+)
 
 # Request keys map to rec_request_ids under this namespace: uuid5(ns, "<fixture>:<user>:<key>").
 REQUEST_NAMESPACE = uuid.UUID("6f1c1d2e-4b7a-5c3e-9a41-0d3c5e7f9b21")
@@ -355,8 +360,9 @@ def validate_events(problems, path, raw, *, items: dict, experiments: dict, now)
             if not is_number(value) or not math.isfinite(float(value)):
                 problems.add(f"{where}.value", "required: a finite number")
             metadata = event.get("metadata")
-            if metadata is not None and not isinstance(metadata, dict):
-                problems.add(f"{where}.metadata", "must be an object")
+            reason = None if metadata is None else metadata_reason(metadata)
+            if reason:
+                problems.add(f"{where}.metadata", reason)
             entry.update(metric_name=metric_name, value=value, metadata=metadata)
         cleaned.append(entry)
     # Outcomes answer a served item: the request key and the item must match an impression.

@@ -36,6 +36,7 @@ from deck.models import CfReco, MediaItem, UserGenrePreference, UserSegment
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.experiment_rules import Problems, is_number
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
+from recsys_experiments.lib.text import json_problems
 
 # libyaml's safe loader when present: five times faster on the large templates.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -219,6 +220,14 @@ def validate_fixture(data: dict) -> dict:
         traits = user.get("traits", {})
         if not isinstance(traits, dict):
             problems.add(f"{path}.traits", "must be an object")
+        else:
+            try:
+                json.dumps(traits, allow_nan=False)
+            except (TypeError, ValueError):
+                problems.add(f"{path}.traits", "must hold JSON values only (quote YAML dates)")
+                traits = {}
+            for field, reason in json_problems(traits, f"{path}.traits"):
+                problems.add(field, reason)
         preferences = user.get("genre_preferences", {})
         if not isinstance(preferences, dict) or not all(
             is_number(w) and w >= 0 for w in preferences.values()
