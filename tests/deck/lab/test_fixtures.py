@@ -16,6 +16,12 @@ from tests.factories.users import UserFactory
 SAMPLE = Path(__file__).parents[3] / "docs" / "fixtures" / "media_catalog.yaml"
 
 
+@pytest.fixture(autouse=True)
+def evidence_root(settings, tmp_path):
+    """Evidence files go to a temporary directory, not var/ in the checkout."""
+    settings.FIXTURE_EVIDENCE_ROOT = str(tmp_path / "evidence")
+
+
 def load(path, *args):
     out = io.StringIO()
     call_command("load_fixture", str(path), *args, stdout=out)
