@@ -66,5 +66,5 @@ def test_without_a_profile_the_live_default_is_copied(db):
 
 
 def test_an_unknown_profile_is_one_line(db):
-    with pytest.raises(CommandError, match="no ranking profile named 'nope'"):
+    with pytest.raises(CommandError, match=r"no ranking profile named nope \(profiles: default\)"):
         simulate("--experiment", "profile_sim", "--users", "6", "--profile", "nope")
