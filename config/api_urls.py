@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from deck.api import DeckApi
+from deck.api import AssignmentsApi, DeckApi
 from recsys_experiments.accounts.api import LogoutAllApi, LogoutApi, TokenApi
 from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.me import MyExperimentsApi
@@ -16,6 +16,7 @@ urlpatterns = [
     path("auth/logout-all", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("deck", DeckApi.as_view(), name="deck"),
     path("outcomes", OutcomesApi.as_view(), name="outcomes"),
+    path("assignments", AssignmentsApi.as_view(), name="assignments"),
     path("me/experiments", MyExperimentsApi.as_view(), name="me-experiments"),
     path(
         "admin/experiments",
