@@ -205,5 +205,5 @@ def test_a_non_object_body_is_a_400(app_client):
     assert response.status_code == 400
 
 
-def test_anonymous_is_refused(api_client):
+def test_anonymous_is_refused(db, api_client):
     assert post(api_client).status_code == 401
