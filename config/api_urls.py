@@ -7,7 +7,7 @@ from recsys_experiments.accounts.api import LogoutAllApi, LogoutApi, TokenApi
 from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.me import MyExperimentsApi
 from telemetry.admin_api import TelemetryHealthApi
-from telemetry.api import OutcomesApi
+from telemetry.api import ExposuresApi, OutcomesApi
 from telemetry.results.api import ExperimentMetricsApi
 
 urlpatterns = [
@@ -17,6 +17,7 @@ urlpatterns = [
     path("deck", DeckApi.as_view(), name="deck"),
     path("outcomes", OutcomesApi.as_view(), name="outcomes"),
     path("assignments", AssignmentsApi.as_view(), name="assignments"),
+    path("exposures", ExposuresApi.as_view(), name="exposures"),
     path("me/experiments", MyExperimentsApi.as_view(), name="me-experiments"),
     path(
         "admin/experiments",
