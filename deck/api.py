@@ -1,11 +1,9 @@
-import hashlib
-import json
-
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
+from recsys_experiments.api.caching import cached_response
 from recsys_experiments.api.fields import StrictChoiceField, StrictIntegerField, StrictRegexField
 from recsys_experiments.api.throttling import AssignmentsThrottle, DeckThrottle
 from recsys_experiments.lib.constants import KEY_RE
@@ -111,9 +109,7 @@ class AssignmentsApi(EndUserApi):
 
     class AssignmentsInputSerializer(serializers.Serializer):
         experiments = serializers.ListField(
-            child=StrictRegexField(
-                KEY_RE, error_messages={"invalid": "must be an experiment key"}
-            ),
+            child=StrictRegexField(KEY_RE, error_messages={"invalid": "must be an experiment key"}),
             required=False,
             allow_null=True,
             max_length=MAX_REQUESTED_EXPERIMENTS,
@@ -171,33 +167,4 @@ class AssignmentsApi(EndUserApi):
             platform=data.get("platform"),
             app_version=data.get("app_version"),
         )
-        etag = entity_tag(body)
-        cached = if_none_match(request.headers.get("If-None-Match"))
-        if etag in cached or "*" in cached:
-            response = Response(status=304)
-        else:
-            response = Response(body)
-        response["ETag"] = etag
-        response["Cache-Control"] = "private, no-cache"
-        return response
-
-
-def entity_tag(body) -> str:
-    """A strong ETag of the answer: the user's variants, configs, knobs and the definitions'
-    version all feed it, so an override or a profile change is a new tag too."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
-
-
-def if_none_match(header: str | None) -> set[str]:
-    """The entity tags of an If-None-Match header (weak ones compared as strong, RFC 9110
-    weak comparison); "*" matches any current answer."""
-    if not header:
-        return set()
-    tags = set()
-    for part in header.split(","):
-        tag = part.strip()
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        tags.add(tag)
-    return tags
+        return cached_response(request, body)

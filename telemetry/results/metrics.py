@@ -213,17 +213,18 @@ def per_user_counts(
         if pre_days > 0
         else {}
     )
-    counts, found = [], set()
+    counts, served = [], set()
     for user_id, variant, impressions, *per_type in rows:
+        served.add(str(user_id))
         if members is not None and (str(user_id), variant) not in members:
             continue
         user = _parse_counts(user_id, variant, impressions, per_type)
-        found.add((user.user_id, variant))
         counts.append(replace(user, pre=pre.get(user.user_id)))
-    # A member without a tagged impression in the window was exposed app-side only
+    # A member without any tagged impression in the window was exposed app-side only
     # (rec_exposures): an exposed user with zero impressions and outcomes.
-    for user_id, variant in sorted((members or set()) - found):
-        counts.append(UserCounts(user_id, variant, 0, pre=pre.get(user_id)))
+    for user_id, variant in sorted(members or ()):
+        if user_id not in served:
+            counts.append(UserCounts(user_id, variant, 0, pre=pre.get(user_id)))
     return counts
 
 

@@ -66,8 +66,7 @@ def test_sticky_and_overrides_win(app_client, app_user):
     experiment = onboarding()
     first = post(app_client).json()["assignments"][experiment.key]["variant"]
     assert all(
-        post(app_client).json()["assignments"][experiment.key]["variant"] == first
-        for _ in range(3)
+        post(app_client).json()["assignments"][experiment.key]["variant"] == first for _ in range(3)
     )
     forced = "carousel" if first == "control" else "control"
     assignment_override(
