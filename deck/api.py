@@ -78,14 +78,14 @@ class DeckApi(EndUserApi):
         )
 
 
-class AssignmentSerializer(serializers.Serializer):
+class AppAssignmentSerializer(serializers.Serializer):
     variant = serializers.CharField()
     config = serializers.DictField(help_text="the variant's config, as defined")
 
 
 class AssignmentsOutputSerializer(serializers.Serializer):
     assignments = serializers.DictField(
-        child=AssignmentSerializer(),
+        child=AppAssignmentSerializer(),
         help_text="{experiment_key: {variant, config}}: the active experiments the caller is "
         "in; an experiment the caller is not eligible for (traffic, namespace, targeting) is "
         "absent",
