@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from deck.api import DeckApi
+from deck.api import AssignmentsApi, DeckApi
 from recsys_experiments.accounts.api import LogoutAllApi, LogoutApi, TokenApi
 from recsys_experiments.api import admin_assignments, admin_experiments
+from recsys_experiments.api.manifest import ExperimentsManifestApi
 from recsys_experiments.api.me import MyExperimentsApi
 from telemetry.admin_api import TelemetryHealthApi
-from telemetry.api import OutcomesApi
+from telemetry.api import ExposuresApi, OutcomesApi
 from telemetry.results.api import ExperimentMetricsApi
 
 urlpatterns = [
@@ -16,7 +17,10 @@ urlpatterns = [
     path("auth/logout-all", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("deck", DeckApi.as_view(), name="deck"),
     path("outcomes", OutcomesApi.as_view(), name="outcomes"),
+    path("assignments", AssignmentsApi.as_view(), name="assignments"),
+    path("exposures", ExposuresApi.as_view(), name="exposures"),
     path("me/experiments", MyExperimentsApi.as_view(), name="me-experiments"),
+    path("experiments/manifest", ExperimentsManifestApi.as_view(), name="experiments-manifest"),
     path(
         "admin/experiments",
         admin_experiments.ExperimentListCreateApi.as_view(),

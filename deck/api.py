@@ -1,13 +1,18 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
+from recsys_experiments.api.caching import cached_response
 from recsys_experiments.api.fields import StrictChoiceField, StrictIntegerField, StrictRegexField
-from recsys_experiments.api.throttling import DeckThrottle
+from recsys_experiments.api.throttling import AssignmentsThrottle, DeckThrottle
+from recsys_experiments.lib.constants import KEY_RE
 from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
 
-from .services import deck_build
+from .services import assignments_get, deck_build
+
+MAX_REQUESTED_EXPERIMENTS = 100
+MAX_ATTRIBUTES = 50
 
 
 class DeckItemSerializer(serializers.Serializer):
@@ -71,3 +76,95 @@ class DeckApi(EndUserApi):
                 app_version=data.get("app_version"),
             )
         )
+
+
+class AppAssignmentSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    config = serializers.DictField(help_text="the variant's config, as defined")
+
+
+class AssignmentsOutputSerializer(serializers.Serializer):
+    assignments = serializers.DictField(
+        child=AppAssignmentSerializer(),
+        help_text="{experiment_key: {variant, config}}: the active experiments the caller is "
+        "in; an experiment the caller is not eligible for (traffic, namespace, targeting) is "
+        "absent",
+    )
+    knobs = serializers.DictField(
+        help_text="the merged ranking knobs (built-in < default profile < bound profiles < "
+        "variant configs), what the caller's next deck ranks with"
+    )
+    ranking = DeckRankingSerializer(help_text="the knobs' provenance, as on the deck")
+    version = serializers.CharField(
+        help_text="changes whenever an active experiment or a ranking profile changes"
+    )
+
+
+class AssignmentsApi(EndUserApi):
+    """The caller's variants and their configs for app-side experiments, assigned (sticky)
+    exactly as the deck assigns. Cacheable: the response carries an ETag; send it back in
+    If-None-Match to get a 304 while nothing changed."""
+
+    throttle_classes = (AssignmentsThrottle,)
+
+    class AssignmentsInputSerializer(serializers.Serializer):
+        experiments = serializers.ListField(
+            child=StrictRegexField(KEY_RE, error_messages={"invalid": "must be an experiment key"}),
+            required=False,
+            allow_null=True,
+            max_length=MAX_REQUESTED_EXPERIMENTS,
+            help_text="only these experiment keys in the answer (default: all); each must be "
+            "an active experiment",
+        )
+        platform = StrictChoiceField(choices=PLATFORMS, required=False, allow_null=True)
+        app_version = StrictRegexField(
+            APP_VERSION_PATTERN,
+            required=False,
+            allow_null=True,
+            error_messages={"invalid": "must be dotted digits such as 2.4.1"},
+        )
+        attributes = serializers.DictField(
+            required=False,
+            allow_null=True,
+            help_text="other attributes of the user or device (at most "
+            f"{MAX_ATTRIBUTES}); accepted, not read by the current targeting rules "
+            "(platform and app_version)",
+        )
+
+        def to_internal_value(self, data):
+            if not isinstance(data, dict):
+                raise serializers.ValidationError({"body": ["must be a JSON object"]})
+            return super().to_internal_value(data)
+
+        def validate_attributes(self, value):
+            if value is not None and len(value) > MAX_ATTRIBUTES:
+                raise serializers.ValidationError(f"at most {MAX_ATTRIBUTES} attributes")
+            return value
+
+    @extend_schema(
+        tags=["deck"],
+        request=AssignmentsInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="the ETag of an earlier answer: 304 when it is still current",
+            )
+        ],
+        responses={
+            200: AssignmentsOutputSerializer,
+            304: OpenApiResponse(description="Not modified: the cached answer still holds."),
+        },
+    )
+    def post(self, request):
+        serializer = self.AssignmentsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        body = assignments_get(
+            user=request.user,
+            experiments=data.get("experiments"),
+            platform=data.get("platform"),
+            app_version=data.get("app_version"),
+        )
+        return cached_response(request, body)

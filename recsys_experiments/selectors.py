@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from django.db.models import Count, Q, QuerySet
 
 from .lib.constants import KEY_RE
 from .lib.errors import InvalidInput, NotFound
+from .lib.manifest import growthbook_features
 from .lib.text import shown, unstorable_text_reason
 from .models import AssignmentMode, Experiment
 
@@ -194,3 +196,23 @@ def experiment_assignment_counts(experiment: Experiment) -> list[dict]:
 def auto_assignments_count(experiment: Experiment) -> int:
     """How many assignments a salt rotation would re-randomise (for confirmation pages)."""
     return experiment.assignments.filter(assignment_mode=AssignmentMode.AUTO).count()
+
+
+def experiments_manifest() -> dict:
+    """The running experiments (rec_active_experiments) as a GrowthBook `features` payload
+    (lib/manifest.py): what an SDK needs to reproduce the server's hashed assignments."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            select e.key, e.variants, e.salt, e.traffic, e.namespace_name, e.namespace_start,
+                   e.namespace_end, e.platform, e.min_app_version, e.max_app_version
+            from rec_active_experiments() as e
+            order by e.key
+            """
+        )
+        columns = [column.name for column in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        if isinstance(row["variants"], str):
+            row["variants"] = json.loads(row["variants"])
+    return growthbook_features(rows)

@@ -3,11 +3,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
-from recsys_experiments.api.throttling import OutcomesThrottle
+from recsys_experiments.api.throttling import ExposuresThrottle, OutcomesThrottle
 from recsys_experiments.lib.errors import InvalidInput
+from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
 
 from .models import OutcomeType
-from .services import MAX_BATCH, MAX_EVENT_ID, outcomes_record
+from .services import MAX_BATCH, MAX_EVENT_ID, exposures_record, outcomes_record
 
 OUTCOME_ITEM_HELP = (
     "One outcome: an object with `event_id` (string, 1-{max_event_id} characters, chosen by "
@@ -81,3 +82,101 @@ class OutcomesApi(EndUserApi):
         if len(outcomes) > MAX_BATCH:
             raise InvalidInput({"outcomes": [f"at most {MAX_BATCH} outcomes per request"]})
         return Response(outcomes_record(user=request.user, outcomes=outcomes))
+
+
+EXPOSURE_ITEM_HELP = (
+    f"One exposure: an object with `event_id` (string, 1-{MAX_EVENT_ID} characters, chosen by "
+    "the client; a repeat from the same user is stored once), `experiment_key` (an active "
+    "experiment the user is in), `variant` (optional: the variant the app showed; rejected "
+    "when it is not the user's) and `occurred_at` (optional ISO 8601 timestamp, default now; "
+    "from 1970 to at most 5 minutes ahead). Each item is judged on its own."
+)
+
+
+def _batch_result(name: str):
+    return inline_serializer(
+        name,
+        {
+            "accepted": serializers.IntegerField(),
+            "duplicate": serializers.IntegerField(),
+            "rejected": serializers.IntegerField(),
+            "results": inline_serializer(
+                f"{name}Item",
+                {
+                    "index": serializers.IntegerField(),
+                    "event_id": serializers.CharField(
+                        allow_null=True, help_text="null when the item's event_id is invalid"
+                    ),
+                    "status": serializers.ChoiceField(
+                        choices=["accepted", "duplicate", "rejected"]
+                    ),
+                    "errors": serializers.DictField(
+                        child=serializers.CharField(),
+                        required=False,
+                        help_text="rejected only: {field: reason}",
+                    ),
+                },
+                many=True,
+            ),
+        },
+    )
+
+
+class ExposuresApi(EndUserApi):
+    """Record that the app showed the user their variant of an app-side experiment. Exposed
+    users count in the experiment's results like users with tagged impressions."""
+
+    throttle_classes = (ExposuresThrottle,)
+    items_judged_alone = "exposures"
+
+    @extend_schema(
+        tags=["deck"],
+        request=inline_serializer(
+            "ExposureBatch",
+            {
+                "exposures": serializers.ListField(
+                    child=serializers.JSONField(help_text=EXPOSURE_ITEM_HELP),
+                    min_length=1,
+                    max_length=MAX_BATCH,
+                    help_text=f"1 to {MAX_BATCH} exposures, each judged on its own.",
+                ),
+                "platform": serializers.ChoiceField(
+                    choices=PLATFORMS,
+                    required=False,
+                    allow_null=True,
+                    help_text="the device's platform, for targeted experiments",
+                ),
+                "app_version": serializers.RegexField(
+                    APP_VERSION_PATTERN,
+                    required=False,
+                    allow_null=True,
+                    help_text="the app's version (dotted digits), for targeted experiments",
+                ),
+            },
+        ),
+        responses=_batch_result("ExposureBatchResult"),
+    )
+    def post(self, request):
+        body = request.data
+        if not isinstance(body, dict) or "exposures" not in body:
+            raise InvalidInput({"exposures": [f"required: a list of 1 to {MAX_BATCH} exposures"]})
+        unknown = sorted(set(body) - {"exposures", "platform", "app_version"})
+        if unknown:
+            raise InvalidInput({name: ["is not a field of an exposure batch"] for name in unknown})
+        exposures = body["exposures"]
+        if not isinstance(exposures, list) or not exposures:
+            raise InvalidInput({"exposures": [f"must be a list of 1 to {MAX_BATCH} exposures"]})
+        if len(exposures) > MAX_BATCH:
+            raise InvalidInput({"exposures": [f"at most {MAX_BATCH} exposures per request"]})
+        platform, app_version = body.get("platform"), body.get("app_version")
+        if platform is not None and platform not in PLATFORMS:
+            raise InvalidInput({"platform": [f"must be one of {', '.join(PLATFORMS)}"]})
+        if app_version is not None and not (
+            isinstance(app_version, str) and APP_VERSION_PATTERN.fullmatch(app_version)
+        ):
+            raise InvalidInput({"app_version": ["must be dotted digits such as 2.4.1"]})
+        return Response(
+            exposures_record(
+                user=request.user, exposures=exposures, platform=platform, app_version=app_version
+            )
+        )

@@ -155,6 +155,44 @@ class Conversion(models.Model):
         return f"{self.event_id}: {self.metric_name}={self.value}"
 
 
+class Exposure(models.Model):
+    """The app showed the user their variant of an experiment (an app-side experiment: an
+    onboarding screen, a button colour). Written by `exposures_record`, which checks the variant
+    is the user's and tags `request_context.experiments` with the user's variants then, as the
+    deck tags impressions. `event_id` is the client's id, unique per user like an outcome's."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.TextField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+"
+    )
+    experiment = models.ForeignKey(
+        "recsys_experiments.Experiment",
+        on_delete=models.CASCADE,
+        db_index=False,
+        related_name="+",
+    )
+    variant = models.TextField()
+    request_context = models.JSONField(default=dict)
+    occurred_at = models.DateTimeField(db_default=Now())
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "rec_exposures"
+        indexes = [
+            models.Index(fields=["experiment", "occurred_at"], name="idx_rec_exposures_experiment"),
+            models.Index(fields=["created_at"], name="idx_rec_exposures_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "event_id"], name="rec_exposures_user_event_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id}: {self.variant}"
+
+
 class AlertThreshold(models.Model):
     """When a daily telemetry alert fires (rec_alerts_daily_metrics_v1 reads this table)."""
 

@@ -1,5 +1,5 @@
-"""The outcome and conversion write paths: validate a batch item by item, store the good ones
-once."""
+"""The outcome, conversion and exposure write paths: validate a batch item by item, store the
+good ones once."""
 
 from __future__ import annotations
 
@@ -361,6 +361,176 @@ def _insert_conversions(user, conversions: list[dict]) -> set[str]:
                 [c["value"] for c in conversions],
                 [json.dumps(c["metadata"]) for c in conversions],
                 [c["occurred_at"] for c in conversions],
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+# App-side exposures (docs/deck.md, "App-side experiments"): the app showed the user their
+# variant. The same batch rules as outcomes: each item judged alone, idempotent per user
+# event_id, at most 5 minutes ahead.
+EXPOSURE_FIELDS = {"event_id", "experiment_key", "variant", "occurred_at"}
+MAX_VARIANT_NAME = 100
+
+
+def _check_exposure(index: int, item, now: datetime) -> tuple[dict, dict]:
+    """(valid fields, {field: reason}) for one exposure, without the database."""
+    if not isinstance(item, dict):
+        return {"event_id": None}, {f"exposures[{index}]": "must be an object"}
+    errors, cleaned = {}, {}
+    for unknown in sorted(set(item) - EXPOSURE_FIELDS):
+        errors[_shown(unknown)] = "is not an exposure field"
+    for field in EXPOSURE_FIELDS & set(item):
+        if isinstance(item[field], str) and UNSTORABLE.search(item[field]):
+            errors[field] = BAD_TEXT
+    event_id = item.get("event_id")
+    if "event_id" not in errors and (
+        not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID
+    ):
+        errors["event_id"] = f"required: a string of 1-{MAX_EVENT_ID} characters"
+    cleaned["event_id"] = event_id if "event_id" not in errors else None
+
+    key = item.get("experiment_key")
+    if "experiment_key" not in errors:
+        if isinstance(key, str) and KEY_RE.fullmatch(key):
+            cleaned["experiment_key"] = key
+        else:
+            errors["experiment_key"] = "required: the key of an active experiment"
+    variant = item.get("variant")
+    if "variant" not in errors and variant is not None:
+        if isinstance(variant, str) and 1 <= len(variant) <= MAX_VARIANT_NAME:
+            cleaned["variant"] = variant
+        else:
+            errors["variant"] = f"must be a variant name (1-{MAX_VARIANT_NAME} characters)"
+    if "occurred_at" not in errors:
+        occurred_at, reason = _parse_occurred_at(item.get("occurred_at"), now)
+        if reason:
+            errors["occurred_at"] = reason
+        else:
+            cleaned["occurred_at"] = occurred_at
+    return cleaned, errors
+
+
+def _assigned_variants(user, keys: set[str], platform, app_version) -> dict[str, tuple]:
+    """{key: (experiment id, variant or None)} for the keys that are active experiments:
+    each assigned through rec_assign_variant (sticky; the first call stores the hashed
+    variant, as a deck or POST /assignments would). None: the user is outside its traffic,
+    namespace or targeting."""
+    if not keys:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            select e.key, e.id, rec_assign_variant(e.key, %s, %s, %s)
+            from rec_active_experiments() as e
+            where e.key = any(%s)
+            order by e.key
+            """,
+            [user.pk, platform, app_version, sorted(keys)],
+        )
+        return {key: (experiment_id, variant) for key, experiment_id, variant in cursor}
+
+
+def _variants_in_force(user) -> dict[str, str]:
+    """{experiment key: variant}: the user's stored variants in the running experiments, the
+    tag the deck puts on impressions."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            select coalesce(jsonb_object_agg(e.key, a.variant), '{}'::jsonb)
+            from rec_active_experiments() as e
+            join rec_user_experiment_assignments as a
+              on a.experiment_id = e.id and a.user_id = %s
+            """,
+            [user.pk],
+        )
+        value = cursor.fetchone()[0]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@transaction.atomic
+def exposures_record(
+    *,
+    user,
+    exposures: list,
+    platform: str | None = None,
+    app_version: str | None = None,
+) -> dict:
+    """Validate each exposure and store the valid ones once per (user, event_id), shaped like
+    `outcomes_record`. An exposure is valid when its experiment is active and the user is in
+    it (assigned now if they were not: the app may have evaluated the manifest itself), and
+    its `variant`, when given, is the user's. Each stored exposure records its experiment and
+    variant and is tagged with the user's variants in force when it is recorded
+    (request_context.experiments, plus platform and app_version). Runs as `user`."""
+    now = timezone.now()
+    checked = [_check_exposure(index, item, now) for index, item in enumerate(exposures)]
+    assigned = _assigned_variants(
+        user,
+        {c["experiment_key"] for c, _ in checked if "experiment_key" in c},
+        platform,
+        app_version,
+    )
+    results, to_store, seen = [], [], set()
+    for index, (cleaned, errors) in enumerate(checked):
+        key = cleaned.get("experiment_key")
+        if key is not None:
+            experiment_id, variant = assigned.get(key, (None, None))
+            if experiment_id is None:
+                errors["experiment_key"] = "no active experiment has this key"
+            elif variant is None:
+                errors["experiment_key"] = (
+                    "the user is not in this experiment (outside its traffic, namespace or "
+                    "targeting)"
+                )
+            elif cleaned.get("variant", variant) != variant:
+                errors["variant"] = "is not the user's variant in this experiment"
+            else:
+                cleaned["experiment_id"], cleaned["variant"] = experiment_id, variant
+        result = {"index": index, "event_id": cleaned["event_id"]}
+        if errors:
+            results.append({**result, "status": "rejected", "errors": errors})
+        elif cleaned["event_id"] in seen:
+            results.append({**result, "status": "duplicate"})
+        else:
+            seen.add(cleaned["event_id"])
+            to_store.append(cleaned)
+            results.append({**result, "status": "accepted"})
+    context = {
+        "experiments": _variants_in_force(user) if to_store else {},
+        "platform": platform,
+        "app_version": app_version,
+    }
+    stored = _insert_exposures(user, to_store, context)
+    for result in results:
+        if result["status"] == "accepted" and result["event_id"] not in stored:
+            result["status"] = "duplicate"
+    counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
+    for result in results:
+        counts[result["status"]] += 1
+    return {**counts, "results": results}
+
+
+def _insert_exposures(user, exposures: list[dict], context: dict) -> set[str]:
+    if not exposures:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            insert into rec_exposures (event_id, user_id, experiment_id, variant,
+                                       request_context, occurred_at, created_at)
+            select x.event_id, %s, x.experiment_id, x.variant, %s::jsonb, x.occurred_at, now()
+            from unnest(%s::text[], %s::uuid[], %s::text[], %s::timestamptz[])
+                 as x(event_id, experiment_id, variant, occurred_at)
+            on conflict (user_id, event_id) do nothing
+            returning event_id
+            """,
+            [
+                user.pk,
+                json.dumps(context),
+                [x["event_id"] for x in exposures],
+                [x["experiment_id"] for x in exposures],
+                [x["variant"] for x in exposures],
+                [x["occurred_at"] for x in exposures],
             ],
         )
         return {row[0] for row in cursor.fetchall()}

@@ -8,7 +8,8 @@ from recsys_experiments.selectors import user_active_assignments
 
 
 class MyExperimentsApi(EndUserApi):
-    """The caller's own variants in the experiments running now."""
+    """The caller's variants stored in the experiments running now (a read: empty until the
+    first deck, POST /api/v1/assignments or exposure assigns the caller)."""
 
     @extend_schema(
         tags=["deck"],

@@ -83,3 +83,11 @@ class DeckThrottle(UserRateThrottle):
 
 class OutcomesThrottle(UserRateThrottle):
     scope = "outcomes"
+
+
+class AssignmentsThrottle(UserRateThrottle):
+    scope = "assignments"
+
+
+class ExposuresThrottle(UserRateThrottle):
+    scope = "exposures"

@@ -6,7 +6,8 @@ cover that phase's run, from its start to its end (or now), optionally narrowed 
 (the last N UTC days ending at the phase's end), `date_from` and `date_to` (UTC dates,
 inclusive). An ended experiment's window never moves, so its results never change.
 
-A user exposed in the window (at least one impression tagged with the experiment) is left
+A user exposed in the window (at least one impression tagged with the experiment, or an
+app-side exposure to it, rec_exposures, that occurred in the window) is left
 out of inference, and counted in `excluded`, when they were forced into a variant (manual
 assignment), were exposed to more than one variant in the window, or were first exposed to
 the experiment before the phase started (in that order: each user counts once). The clean
@@ -50,9 +51,20 @@ with tagged as (
       and i.request_context -> 'experiments' ? %(key)s
       and (%(users)s::uuid[] is null or i.user_id = any(%(users)s::uuid[]))
 ),
+-- App-side exposures (rec_exposures) of the experiment in the window: an exposed user like
+-- one with a tagged impression.
+app_exposed as (
+    select x.user_id, x.variant
+    from rec_exposures as x
+    where x.experiment_id = %(experiment_id)s
+      and x.occurred_at >= %(start)s and x.occurred_at < %(end)s
+      and (%(users)s::uuid[] is null or x.user_id = any(%(users)s::uuid[]))
+),
 exposed as (
     select t.user_id, min(t.variant) as variant, count(distinct t.variant) as variants
-    from tagged as t
+    from (select t.user_id, t.variant from tagged as t
+          union all
+          select x.user_id, x.variant from app_exposed as x) as t
     group by t.user_id
 ),
 classified as (
@@ -64,6 +76,10 @@ classified as (
                    select 1 from rec_impressions as e
                    where e.user_id = u.user_id and e.created_at < %(phase_start)s
                      and e.request_context -> 'experiments' ? %(key)s
+               ) or exists (
+                   select 1 from rec_exposures as x
+                   where x.user_id = u.user_id and x.experiment_id = %(experiment_id)s
+                     and x.occurred_at < %(phase_start)s
                ) then 'before_phase'
            end as excluded,
            coalesce(
@@ -89,9 +105,13 @@ clean as (
     from tagged as t
     join classified as c on c.user_id = t.user_id and c.excluded is null
 )
-select 'exposure' as row, c.variant, null::text as outcome_type, count(*) as impressions,
-       count(distinct c.user_id) as users, null::float8 as mean_rating
-from clean as c
+select 'exposure' as row, c.variant, null::text as outcome_type,
+       coalesce(max(n.impressions), 0) as impressions, count(*) as users,
+       null::float8 as mean_rating
+from classified as c
+left join (select t.variant, count(*) as impressions from clean as t group by t.variant) as n
+       on n.variant = c.variant
+where c.excluded is null
 group by c.variant
 union all
 select 'outcome', c.variant, o.outcome_type, null, count(distinct c.user_id),

@@ -6,7 +6,8 @@ recsys_experiments/lib/statistics.py per metric and variant, with adjusted p-val
 - The population is `{variant: user ids}`: a user counts in a variant only through impressions
   tagged with that variant (the caller has already dropped forced, multi-variant and
   before-phase users); None counts every user with a tagged impression.
-- A user is in a variant's rows when they have at least one such impression. An outcome counts
+- A user is in a variant's rows when they have at least one such impression, or are in the
+  population without one (exposed app-side only, rec_exposures: zero counts). An outcome counts
   when it is joined to one of them on (user_id, rec_request_id, media_item_id), whenever it
   occurred; a repeated impression of the same item in the same request counts its outcomes once.
 - CUPED (settings RESULTS_CUPED_DAYS, default 7; 0 turns it off): each user's pre-period
@@ -212,12 +213,18 @@ def per_user_counts(
         if pre_days > 0
         else {}
     )
-    counts = []
+    counts, served = [], set()
     for user_id, variant, impressions, *per_type in rows:
+        served.add(str(user_id))
         if members is not None and (str(user_id), variant) not in members:
             continue
         user = _parse_counts(user_id, variant, impressions, per_type)
         counts.append(replace(user, pre=pre.get(user.user_id)))
+    # A member without any tagged impression in the window was exposed app-side only
+    # (rec_exposures): an exposed user with zero impressions and outcomes.
+    for user_id, variant in sorted(members or ()):
+        if user_id not in served:
+            counts.append(UserCounts(user_id, variant, 0, pre=pre.get(user_id)))
     return counts
 
 
