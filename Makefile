@@ -7,13 +7,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Runs a command with the development environment: local database started, dev defaults set.
 DEV := $(BIN)/python -m config.localdb run --
+# One line before a step and one with its elapsed time after (config/steps.py, stdlib only:
+# it runs before .venv exists): a first run is never silent.
+STEP = $(PYTHON) -m config.steps
 
-.PHONY: install browser run screenshots test lint format stop-db db-status
+.PHONY: install browser db run screenshots test lint format stop-db db-status
 
 $(BIN)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	touch $@
+	@$(STEP) "installing the project into $(VENV) (pip, quiet; minutes on a first run)" -- sh -c \
+	  "test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	   $(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'"
+	@touch $@
 
 install: $(BIN)/.installed
 
@@ -29,12 +33,18 @@ browser:
 	  echo "chromium/chromedriver missing and not root: e2e tests will be skipped (they fail under CI=true); sudo apt-get install chromium chromium-driver"; \
 	fi
 
-run: install
-	$(DEV) $(BIN)/python manage.py migrate --noinput
-	$(DEV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(DEV) $(BIN)/python manage.py seed_demo
-	$(DEV) $(BIN)/python manage.py dev_logins --port $(PORT)
-	$(DEV) $(BIN)/gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:$(PORT) --workers 2
+run: install db
+	@$(STEP) "migrating the database" -- $(DEV) $(BIN)/python manage.py migrate --noinput -v 0
+	@$(STEP) "collecting static files" -- \
+	  $(DEV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@$(STEP) "loading the demo data" -- $(DEV) $(BIN)/python manage.py seed_demo
+	@$(STEP) "creating the dev logins" -- $(DEV) $(BIN)/python manage.py dev_logins --port $(PORT)
+	@$(STEP) "serving on http://127.0.0.1:$(PORT)/ (Ctrl-C stops)" -- \
+	  $(DEV) $(BIN)/gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:$(PORT) --workers 2
+
+# Starts the embedded PostgreSQL (initdb on first use) unless DATABASE_URL is set.
+db:
+	@$(STEP) "starting PostgreSQL" -- $(PYTHON) -m config.localdb ensure
 
 # PNGs of the admin pages listed in tests/e2e/screenshots.py, in docs/screenshots/.
 screenshots: install browser
@@ -44,19 +54,22 @@ screenshots: install browser
 	$(DEV) $(BIN)/python manage.py dev_logins
 	$(DEV) $(BIN)/python -m tests.e2e.screenshots
 
-test: install lint browser
-	$(DEV) $(BIN)/pytest
+test: install lint browser db
+	@$(STEP) "running the tests" -- $(DEV) $(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	@$(STEP) "linting (ruff check, ruff format --check)" -- \
+	  sh -c "$(BIN)/ruff check . && $(BIN)/ruff format --check ."
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# `make db` (or `make run`/`make test`) starts it again.
 stop-db:
-	$(PYTHON) -m config.localdb stop
+	@$(PYTHON) -m config.localdb stop
 
+# Prints "running" or "stopped" and exits 0 for both (localdb status itself exits 3 when
+# stopped, for scripts); non-zero only when the state cannot be read.
 db-status:
-	$(PYTHON) -m config.localdb status
+	@$(PYTHON) -m config.localdb status; code=$$?; [ $$code -eq 0 ] || [ $$code -eq 3 ]

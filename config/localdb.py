@@ -1,8 +1,10 @@
 """The embedded local PostgreSQL used by `make run`, `make test` and CI when DATABASE_URL is unset.
 
-    python -m config.localdb start|stop|status|url
+    python -m config.localdb start|ensure|stop|status|url
     python -m config.localdb run -- COMMAND [ARGS...]
 
+`ensure` starts the cluster unless DATABASE_URL is set (`make db`; `start` always starts it).
+`status` prints running or stopped and exits 0 when running, 3 when stopped.
 `run` is the only way the tooling starts anything: it makes sure the cluster is up (unless
 DATABASE_URL is set, in which case that database is used and nothing local starts), fills in
 the development defaults (a generated SECRET_KEY kept under .local/, DEBUG on, local hosts) and
@@ -305,7 +307,7 @@ def development_environment() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m config.localdb start|stop|status|url|run -- COMMAND [ARGS...]"
+    usage = "usage: python -m config.localdb start|ensure|stop|status|url|run -- COMMAND [ARGS...]"
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__.strip() if argv else usage)
         return 0 if argv else 2
@@ -314,6 +316,12 @@ def main(argv: list[str]) -> int:
     if action == "start":
         cluster.start()
         print(f"localdb: running at {cluster.url}")
+    elif action == "ensure":
+        if os.environ.get("DATABASE_URL"):
+            print("localdb: DATABASE_URL is set: using it, nothing local to start")
+        else:
+            cluster.start()
+            print(f"localdb: running ({cluster.base})")
     elif action == "stop":
         print("localdb: stopped" if cluster.stop() else "localdb: not running")
     elif action == "status":

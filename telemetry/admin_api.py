@@ -6,11 +6,11 @@ from rest_framework.response import Response
 from recsys_experiments.api.base import ServiceApi
 from recsys_experiments.api.errors import days_param
 
-from .selectors import telemetry_health
+from .results.alerts import health_with_experiment_alerts
 
 
 class TelemetryHealthApi(ServiceApi):
-    """The same figures as `manage.py telemetry_health`. Staff only."""
+    """The same figures and alerts as `manage.py telemetry_health`. Staff only."""
 
     permission_classes = (IsAdminUser,)
 
@@ -30,9 +30,14 @@ class TelemetryHealthApi(ServiceApi):
                 "outcomes_without_impression_share": serializers.FloatField(),
                 "last_impression_at": serializers.DateTimeField(allow_null=True),
                 "active_alerts": serializers.ListField(child=serializers.DictField()),
+                "experiment_alerts": serializers.ListField(
+                    child=serializers.DictField(),
+                    help_text="sample ratio mismatch or failed guardrails of active "
+                    "experiments (latest phase): experiment, alert, phase, value, message",
+                ),
                 "daily": serializers.ListField(child=serializers.DictField()),
             },
         ),
     )
     def get(self, request):
-        return Response(telemetry_health(days=days_param(request)))
+        return Response(health_with_experiment_alerts(days=days_param(request)))

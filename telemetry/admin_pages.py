@@ -13,12 +13,12 @@ from django.template.response import TemplateResponse
 from recsys_experiments.admin.experiment_admin import ExperimentAdmin, ExperimentPage
 
 from .results.admin import results_view
-from .selectors import telemetry_health
+from .results.alerts import health_with_experiment_alerts
 
 
 def diagnostics_view(site):
     def view(request):
-        health = telemetry_health(days=7)
+        health = health_with_experiment_alerts(days=7)
         return TemplateResponse(
             request,
             "admin/recsys_experiments/diagnostics.html",

@@ -6,6 +6,7 @@ experiment admin by telemetry/admin_pages.py."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.template.response import TemplateResponse
@@ -17,7 +18,14 @@ from recsys_experiments.models import AuditEntry
 from recsys_experiments.selectors import experiment_assignment_counts
 
 from .analysis import experiment_results, parse_date, parse_phase
-from .selectors import experiment_daily_series
+from .selectors import (
+    BREAKDOWN_VIEWS,
+    experiment_daily_breakdown,
+    experiment_daily_series,
+    parse_breakdown_view,
+)
+
+BREAKDOWN_TITLES = {"source": "Source", "position": "Position", "genre": "Genre"}
 
 
 def _results(request, experiment) -> tuple[dict, dict]:
@@ -36,6 +44,62 @@ def _results(request, experiment) -> tuple[dict, dict]:
         chosen = dict.fromkeys(chosen, "")
         results = experiment_results(experiment)
     return results, chosen
+
+
+def _breakdown(request, experiment, results: dict, chosen: dict) -> dict:
+    """The ?view= tab (source, position or genre; default source) over the results' window,
+    its window-total charts, and the tab links keeping phase/from/to."""
+    try:
+        view = parse_breakdown_view(request.GET.get("view")) or "source"
+    except InvalidInput as error:
+        messages.error(request, f"{error.message}; showing the source view")
+        view = "source"
+    breakdown = experiment_daily_breakdown(experiment, view, window=results["window"])
+    column = breakdown["category"]
+    categories = sorted({total[column] for total in breakdown["totals"]})
+    by_key = {(total["variant"], total[column]): total for total in breakdown["totals"]}
+    variants = sorted({total["variant"] for total in breakdown["totals"]})
+    labels = [str(category) for category in categories]
+    charts = []
+    for field, title, y_format in (
+        ("impressions", "Impressions", lambda v: f"{v:.0f}"),
+        ("like_rate", "Likes per impression", lambda v: f"{v:.0%}"),
+    ):
+        series = {
+            variant: [
+                by_key[(variant, category)][field] if (variant, category) in by_key else None
+                for category in categories
+            ]
+            for variant in variants
+        }
+        charts.append(
+            mark_safe(  # noqa: S308 - line_chart escapes every label
+                line_chart(
+                    title=f"{title} by {column} and variant, window total",
+                    labels=labels,
+                    series=series,
+                    y_format=y_format,
+                )
+            )
+        )
+    keep = {name: value for name, value in chosen.items() if value}
+    tabs = [
+        {
+            "view": name,
+            "title": BREAKDOWN_TITLES[name],
+            "url": "?" + urlencode({**keep, "view": name}) + "#recsys-breakdown",
+            "current": name == view,
+        }
+        for name in BREAKDOWN_VIEWS
+    ]
+    return {
+        **breakdown,
+        "charts": charts,
+        "tabs": tabs,
+        # The template cannot look a key up by name: the category under one key.
+        "totals": [{**total, "category_value": total[column]} for total in breakdown["totals"]],
+        "rows": [{**row, "category_value": row[column]} for row in breakdown["rows"]],
+    }
 
 
 def _relative(row: dict) -> tuple:
@@ -92,6 +156,7 @@ def results_view(model_admin, request, experiment):
             charts=charts,
             forest=forest,
             chart_data=chart_data,
+            breakdown=_breakdown(request, experiment, results, chosen),
             audit=AuditEntry.objects.filter(experiment=experiment).select_related(
                 "actor", "subject_user"
             )[:50],

@@ -18,6 +18,7 @@ from recsys_experiments.lib.statistics import CORRECTIONS
 from recsys_experiments.selectors import experiment_get
 
 from .analysis import experiment_results, parse_date, parse_phase
+from .selectors import BREAKDOWN_VIEWS, experiment_daily_breakdown, parse_breakdown_view
 
 
 def correction_param(request) -> str:
@@ -58,6 +59,29 @@ METRIC_ROW = inline_serializer(
     many=True,
 )
 
+BREAKDOWN = inline_serializer(
+    "DailyBreakdown",
+    {
+        "view": serializers.ChoiceField(choices=list(BREAKDOWN_VIEWS)),
+        "sql_view": serializers.CharField(help_text="the SQL view the rows come from"),
+        "category": serializers.CharField(help_text="source, position or genre"),
+        "from": serializers.DateField(allow_null=True, help_text="first UTC day (null: empty)"),
+        "to": serializers.DateField(allow_null=True, help_text="last UTC day, inclusive"),
+        "rows": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="the view's rows for this experiment: day, variant, the category, "
+            "impressions, users, likes, dislikes, watchlists, ratings, detail_opens, like_rate "
+            "(and dislike_rate for source, detail_open_rate for position)",
+        ),
+        "totals": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="per variant and category, the counts summed over the days and "
+            "like_rate = likes / impressions of the sums",
+        ),
+    },
+    required=False,
+)
+
 
 class ExperimentMetricsApi(AdminExperimentApi):
     """Per-variant exposure and conversion of the clean population, lift versus control with
@@ -91,6 +115,14 @@ class ExperimentMetricsApi(AdminExperimentApi):
                 required=False,
                 description="the last N UTC days of the phase, ending at its end (1-366)",
             ),
+            OpenApiParameter(
+                "view",
+                str,
+                enum=list(BREAKDOWN_VIEWS),
+                required=False,
+                description="adds `breakdown`: that daily view (rec_variant_<view>_daily_"
+                "metrics_v1) per variant over the whole UTC days of the window",
+            ),
         ],
         responses={
             200: inline_serializer(
@@ -118,13 +150,15 @@ class ExperimentMetricsApi(AdminExperimentApi):
                         "(variant, profile, profile_id, version, knobs_hash) with its "
                         "impressions (nulls: recorded before provenance existed)",
                     ),
+                    "breakdown": BREAKDOWN,
                 },
             ),
             # The error shape is added by recsys_experiments/api/schema.py.
             400: OpenApiResponse(
                 description="Invalid input: `errors` names the bad parameter: `phase` (not a "
                 "number, or no such phase), `from` or `to` (not a real YYYY-MM-DD date, or "
-                "`from` after `to`), `days` (not 1-366), `correction` (not holm or bh)."
+                "`from` after `to`), `days` (not 1-366), `correction` (not holm or bh), "
+                "`view` (not source, position or genre)."
             ),
             404: OpenApiResponse(description="No such experiment."),
         },
@@ -135,13 +169,19 @@ class ExperimentMetricsApi(AdminExperimentApi):
         date_from = parse_date(params.get("from"), "from")
         date_to = parse_date(params.get("to"), "to")
         days = days_param(request) if "days" in params else None
-        return Response(
-            experiment_results(
-                experiment_get(key),
-                phase=phase,
-                date_from=date_from,
-                date_to=date_to,
-                days=days,
-                correction=correction_param(request),
-            )
+        view = parse_breakdown_view(params.get("view"))
+        correction = correction_param(request)
+        experiment = experiment_get(key)
+        results = experiment_results(
+            experiment,
+            phase=phase,
+            date_from=date_from,
+            date_to=date_to,
+            days=days,
+            correction=correction,
         )
+        if view is not None:
+            results["breakdown"] = experiment_daily_breakdown(
+                experiment, view, window=results["window"]
+            )
+        return Response(results)

@@ -34,6 +34,7 @@ PAGES = {
     "experiment-editor": EXPERIMENT + "by-key/swipe_blend_test/",
     "rotate-salt": EXPERIMENT + "by-key/swipe_blend_test/rotate-salt/",
     "experiment-results": EXPERIMENT + "by-key/swipe_blend_test/results/",
+    "experiment-breakdowns": EXPERIMENT + "by-key/swipe_blend_test/results/#recsys-breakdown",
     "assignments": "/admin/recsys/assignments/?q=demo",
     "diagnostics": "/admin/recsys/diagnostics/",
 }

@@ -1,6 +1,7 @@
 """The admin's main flow in a real browser: create an experiment with two variants, activate
 it, force a user's variant on the Assignments page, fetch that user's deck through the API and
-find the forced variant in the tags, then see the results chart drawn."""
+find the forced variant in the tags, then see the results chart drawn and the daily views by
+variant in their tabs."""
 
 import json
 import urllib.request
@@ -107,3 +108,26 @@ def test_create_activate_force_and_see_it_in_the_deck_and_the_results(
     assert drawn, "the treatment's impressions line is drawn"
     data = json.loads(browser.find_element(By.ID, "recsys-chart-data").get_attribute("textContent"))
     assert data["last_7_days"]["impressions"]["treatment"][-1] == 8
+
+    # The daily views by variant, as tabs over the page's window: source first.
+    def totals():
+        rows = browser.find_elements(By.CSS_SELECTOR, "#recsys-breakdown-totals tbody tr")
+        return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+
+    served = Impression.objects.filter(request_context__experiments__e2e_blend="treatment")
+    sources = sorted({impression.source for impression in served})
+    assert [(row[0], row[1]) for row in totals()] == [("treatment", s) for s in sources]
+    assert sum(int(row[2]) for row in totals()) == 8
+    click(browser, '#recsys-breakdown-tabs a[data-view="position"]')
+    wait_for(browser, '#recsys-breakdown-tabs strong[data-view="position"]')
+    positions = sorted(impression.position for impression in served)
+    assert [(row[1], row[2]) for row in totals()] == [(str(p), "1") for p in positions]
+    wait_for(browser, "#recsys-breakdown-position svg.recsys-chart")
+    [impressions_line, _] = browser.find_elements(
+        By.CSS_SELECTOR, '#recsys-breakdown-position polyline[data-series="treatment"]'
+    )
+    drawn = impressions_line.get_attribute("points").split()
+    assert len(drawn) == len(positions), "one point per position for the treatment"
+    click(browser, '#recsys-breakdown-tabs a[data-view="genre"]')
+    wait_for(browser, "#recsys-breakdown-genre #recsys-breakdown-totals")
+    assert totals() and all(row[0] == "treatment" for row in totals())

@@ -1,13 +1,14 @@
 from django.core.management.base import CommandError
 
 from recsys_experiments.management.base import RecsysCommand
-from telemetry.selectors import telemetry_health
+from telemetry.results.alerts import health_with_experiment_alerts
 
 
 class Command(RecsysCommand):
     help = (
         "Telemetry health over the last N days: impressions missing experiment tags, outcomes "
-        "with no matching impression, and the alerts firing now. Exit 0 when healthy, 1 when "
+        "with no matching impression, and the alerts firing now, including a sample ratio "
+        "mismatch or a failed guardrail of an active experiment. Exit 0 when healthy, 1 when "
         "an alert fires (usable from cron)."
     )
     # Reads as the connecting user, as a cron job does.
@@ -20,7 +21,7 @@ class Command(RecsysCommand):
     def run(self, *, days: int, as_json: bool, **options):
         if days < 1:
             raise CommandError("--days must be at least 1")
-        health = telemetry_health(days=days)
+        health = health_with_experiment_alerts(days=days)
         if as_json:
             self.emit_json(health)
         else:
@@ -37,8 +38,9 @@ class Command(RecsysCommand):
                     f"ALERT {alert['day']} {alert['alert']}: value {alert['value']:.4g} "
                     f"(threshold {alert['threshold']:.4g})"
                 )
+            for alert in health["experiment_alerts"]:
+                self.stdout.write(f"ALERT experiment {alert['message']}")
             self.stdout.write("healthy" if health["healthy"] else "unhealthy")
         if not health["healthy"]:
-            raise CommandError(
-                f"{len(health['active_alerts'])} telemetry alert(s) firing", returncode=1
-            )
+            firing = len(health["active_alerts"]) + len(health["experiment_alerts"])
+            raise CommandError(f"{firing} telemetry alert(s) firing", returncode=1)
