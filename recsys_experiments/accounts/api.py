@@ -4,7 +4,7 @@ the account), log out (one token or all of them)."""
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -99,7 +99,19 @@ def token_response(user, status_code=status.HTTP_200_OK, **extra) -> Response:
     )
 
 
-class AnonymousApi(TokenAuthenticateHeader, APIView):
+ANONYMOUS_RESULT = inline_serializer(
+    "AnonymousTokenResult",
+    {
+        **TOKEN_FIELDS,
+        "user_id": serializers.UUIDField(help_text="the anonymous user's id"),
+        "created": serializers.BooleanField(
+            help_text="true (201) for a new identity; false (200) when the device id had one"
+        ),
+    },
+)
+
+
+class AnonymousApi(APIView):
     """An identity for an app install before sign-up: a token for a new anonymous user, who
     gets decks, assignments and outcomes like any user (and the same row-level security).
     With `device_id` the same id always gives the same anonymous user (a reinstall or a retry
@@ -115,6 +127,7 @@ class AnonymousApi(TokenAuthenticateHeader, APIView):
         device_id = StrictRegexField(
             DEVICE_ID_PATTERN,
             required=False,
+            error_messages={"invalid": "must be 32 to 128 characters: letters, digits, - and _"},
             help_text=(
                 "optional: a random secret generated once per install (UUIDv4 or 32+ random "
                 "URL-safe characters) and kept in the keychain/keystore"
@@ -131,21 +144,7 @@ class AnonymousApi(TokenAuthenticateHeader, APIView):
     @extend_schema(
         tags=["auth"],
         request=InputSerializer,
-        responses={
-            (201, "application/json"): inline_serializer(
-                "AnonymousTokenResult",
-                {
-                    **TOKEN_FIELDS,
-                    "user_id": serializers.UUIDField(help_text="the anonymous user's id"),
-                    "created": serializers.BooleanField(
-                        help_text="false when the device id already had an identity (200)"
-                    ),
-                },
-            ),
-            (200, "application/json"): OpenApiResponse(
-                description="the device id's existing identity, same body as 201"
-            ),
-        },
+        responses={201: ANONYMOUS_RESULT, 200: ANONYMOUS_RESULT},
     )
     def post(self, request):
         body = request.data if request.data else {}
