@@ -11,6 +11,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recsys_experiments.api.errors import json_object_body
 from recsys_experiments.api.fields import StrictCharField, StrictRegexField, strict
 from recsys_experiments.api.throttling import (
     AnonymousAddressThrottle,
@@ -147,8 +148,8 @@ class AnonymousApi(APIView):
         responses={201: ANONYMOUS_RESULT, 200: ANONYMOUS_RESULT},
     )
     def post(self, request):
-        body = request.data if request.data else {}
-        serializer = self.InputSerializer(data=body)
+        # No body at all is an empty object; `null`, a list or a string is a 400.
+        serializer = self.InputSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         try:
             user, created = anonymous_user_get_or_create(
@@ -281,9 +282,7 @@ class SignupApi(TokenAuthenticateHeader, APIView):
         },
     )
     def post(self, request):
-        if not isinstance(request.data, dict):
-            raise InvalidInput({"body": ["must be a JSON object"]})
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         anonymous = anonymous_user_from_token(data.get("anonymous_token"))

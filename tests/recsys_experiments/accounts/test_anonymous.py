@@ -1,6 +1,7 @@
 """Anonymous identities (/api/v1/auth/anonymous), sign-up, and the merge of an install's
 anonymous data into an account at login or sign-up."""
 
+import json
 import threading
 
 import pytest
@@ -163,11 +164,19 @@ def test_a_bad_device_id_is_a_400_naming_it(db, body, reason):
     assert not User.objects.exists()
 
 
-def test_a_body_that_is_not_an_object_is_a_400(db):
-    response = APIClient().post(ANONYMOUS_URL, [DEVICE], format="json")
+@pytest.mark.parametrize("body", [[DEVICE], None, DEVICE, 7])
+def test_a_body_that_is_not_an_object_is_a_400(db, body):
+    response = APIClient().post(ANONYMOUS_URL, json.dumps(body), content_type="application/json")
 
     assert response.status_code == 400
+    assert set(api_error_fields(response)) == {"body"}
     assert not User.objects.exists()
+
+
+def test_no_body_at_all_is_an_identity_without_device_id(db):
+    response = APIClient().post(ANONYMOUS_URL)
+
+    assert response.status_code == 201
 
 
 def test_anonymous_identities_are_rate_limited_per_address(db, settings):
@@ -579,3 +588,40 @@ def test_every_registered_table_is_one_with_user_rows(db):
             [list(tables)],
         )
         assert {name for (name,) in cursor.fetchall()} == tables
+
+
+# --- Admin and schema ---
+
+
+def test_the_admin_lists_merges_read_only_and_filters_anonymous_users(admin, two_identities):
+    log_in("mobile", anonymous_token=two_identities["install"]["token"])
+
+    merges = admin.get("/admin/accounts/identitymerge/")
+    anonymous_users = admin.get("/admin/accounts/user/?is_anonymous_install__exact=1")
+
+    assert merges.status_code == anonymous_users.status_code == 200
+    assert str(two_identities["install_user"].pk) in merges.content.decode()
+    assert two_identities["install_user"].username in anonymous_users.content.decode()
+    assert "mobile" not in anonymous_users.content.decode()
+    assert admin.get("/admin/accounts/identitymerge/add/").status_code == 403
+
+
+def test_the_schema_documents_the_auth_endpoints_with_the_error_shape(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    anonymous_op = schema["paths"]["/api/v1/auth/anonymous"]["post"]
+    signup_op = schema["paths"]["/api/v1/auth/signup"]["post"]
+    token_op = schema["paths"]["/api/v1/auth/token"]["post"]
+    for operation in (anonymous_op, signup_op, token_op):
+        for status in ("400", "401", "429"):
+            content = operation["responses"][status]["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert {"200", "201"} <= set(anonymous_op["responses"])
+    assert "201" in signup_op["responses"]
+    body = schema["components"]["schemas"]
+    assert (
+        "anonymous_token"
+        in body[
+            token_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        ]["properties"]
+    )
