@@ -103,6 +103,8 @@ def test_every_setting_comes_from_the_environment():
         THROTTLE_LOGIN_PER_ADDRESS="off",
         THROTTLE_DECK="1000/hour",
         THROTTLE_OUTCOMES="9/s",
+        THROTTLE_ANONYMOUS_PER_ADDRESS="500/hour",
+        THROTTLE_SIGNUP_PER_ADDRESS="off",
     )
 
     assert shown["SECURE_HSTS_SECONDS"] == 600
@@ -116,6 +118,8 @@ def test_every_setting_comes_from_the_environment():
         "login_address": None,
         "deck": "1000/hour",
         "outcomes": "9/s",
+        "anonymous_address": "500/hour",
+        "signup_address": None,
     }
 
 

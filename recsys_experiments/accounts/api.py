@@ -124,7 +124,7 @@ class AnonymousApi(APIView):
     permission_classes = (AllowAny,)
     throttle_classes = (AnonymousAddressThrottle,)
 
-    class InputSerializer(serializers.Serializer):
+    class AnonymousInputSerializer(serializers.Serializer):
         device_id = StrictRegexField(
             DEVICE_ID_PATTERN,
             required=False,
@@ -144,12 +144,12 @@ class AnonymousApi(APIView):
 
     @extend_schema(
         tags=["auth"],
-        request=InputSerializer,
+        request=AnonymousInputSerializer,
         responses={201: ANONYMOUS_RESULT, 200: ANONYMOUS_RESULT},
     )
     def post(self, request):
         # No body at all is an empty object; `null`, a list or a string is a 400.
-        serializer = self.InputSerializer(data=json_object_body(request))
+        serializer = self.AnonymousInputSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         try:
             user, created = anonymous_user_get_or_create(
@@ -245,7 +245,7 @@ class SignupApi(TokenAuthenticateHeader, APIView):
     permission_classes = (AllowAny,)
     throttle_classes = (SignupAddressThrottle,)
 
-    class InputSerializer(serializers.Serializer):
+    class SignupInputSerializer(serializers.Serializer):
         username = StrictRegexField(
             r"^[\w.@+-]{1,150}$",
             max_length=150,
@@ -268,7 +268,7 @@ class SignupApi(TokenAuthenticateHeader, APIView):
 
     @extend_schema(
         tags=["auth"],
-        request=InputSerializer,
+        request=SignupInputSerializer,
         responses={
             201: inline_serializer(
                 "SignupResult",
@@ -282,7 +282,7 @@ class SignupApi(TokenAuthenticateHeader, APIView):
         },
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=json_object_body(request))
+        serializer = self.SignupInputSerializer(data=json_object_body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         anonymous = anonymous_user_from_token(data.get("anonymous_token"))
