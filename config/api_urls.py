@@ -3,7 +3,13 @@
 from django.urls import path
 
 from deck.api import AssignmentsApi, DeckApi
-from recsys_experiments.accounts.api import LogoutAllApi, LogoutApi, TokenApi
+from recsys_experiments.accounts.api import (
+    AnonymousApi,
+    LogoutAllApi,
+    LogoutApi,
+    SignupApi,
+    TokenApi,
+)
 from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.manifest import ExperimentsManifestApi
 from recsys_experiments.api.me import MyExperimentsApi
@@ -13,6 +19,8 @@ from telemetry.results.api import ExperimentMetricsApi
 
 urlpatterns = [
     path("auth/token", TokenApi.as_view(), name="auth-token"),
+    path("auth/anonymous", AnonymousApi.as_view(), name="auth-anonymous"),
+    path("auth/signup", SignupApi.as_view(), name="auth-signup"),
     path("auth/logout", LogoutApi.as_view(), name="auth-logout"),
     path("auth/logout-all", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("deck", DeckApi.as_view(), name="deck"),

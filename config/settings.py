@@ -208,6 +208,10 @@ def _rate(name: str, default: str) -> str | None:
 API_THROTTLE_RATES = {
     "login_username": _rate("THROTTLE_LOGIN_PER_USERNAME", "10/min"),
     "login_address": _rate("THROTTLE_LOGIN_PER_ADDRESS", "30/min"),
+    # Each anonymous identity or sign-up may be a new account: per client address, and low
+    # (raise them when many installs share an address, e.g. behind a carrier's NAT).
+    "anonymous_address": _rate("THROTTLE_ANONYMOUS_PER_ADDRESS", "60/hour"),
+    "signup_address": _rate("THROTTLE_SIGNUP_PER_ADDRESS", "20/hour"),
     "deck": _rate("THROTTLE_DECK", "120/min"),
     "outcomes": _rate("THROTTLE_OUTCOMES", "240/min"),
     "assignments": _rate("THROTTLE_ASSIGNMENTS", "120/min"),

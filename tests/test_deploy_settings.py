@@ -105,6 +105,8 @@ def test_every_setting_comes_from_the_environment():
         THROTTLE_OUTCOMES="9/s",
         THROTTLE_ASSIGNMENTS="30/min",
         THROTTLE_EXPOSURES="off",
+        THROTTLE_ANONYMOUS_PER_ADDRESS="500/hour",
+        THROTTLE_SIGNUP_PER_ADDRESS="off",
     )
 
     assert shown["SECURE_HSTS_SECONDS"] == 600
@@ -120,6 +122,8 @@ def test_every_setting_comes_from_the_environment():
         "outcomes": "9/s",
         "assignments": "30/min",
         "exposures": None,
+        "anonymous_address": "500/hour",
+        "signup_address": None,
     }
 
 

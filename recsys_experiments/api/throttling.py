@@ -68,6 +68,21 @@ class LoginUsernameThrottle(SettingsRateThrottle):
         return normalised_login(login)
 
 
+class AnonymousAddressThrottle(SettingsRateThrottle):
+    """Anonymous identities asked for from one client address: each may be a new account."""
+
+    scope = "anonymous_address"
+
+    def identity(self, request, view):
+        return request_client_address(request) or "unknown"
+
+
+class SignupAddressThrottle(AnonymousAddressThrottle):
+    """Sign-ups from one client address."""
+
+    scope = "signup_address"
+
+
 class UserRateThrottle(SettingsRateThrottle):
     """Requests by one authenticated user (throttles run after authentication)."""
 
