@@ -17,7 +17,7 @@ from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.statistics import CORRECTIONS
 from recsys_experiments.selectors import experiment_get
 
-from .analysis import experiment_results, parse_date, parse_phase
+from .analysis import experiment_results, parse_date, parse_mde, parse_phase
 
 
 def correction_param(request) -> str:
@@ -45,7 +45,12 @@ METRIC_ROW = inline_serializer(
         "p_adjusted": serializers.FloatField(
             allow_null=True, help_text="corrected across metrics x variants (`correction`)"
         ),
-        "sequential": serializers.BooleanField(),
+        "sequential": serializers.BooleanField(
+            help_text="always-valid (sequential) CI and p-value; false: fixed-horizon"
+        ),
+        "std_error": serializers.FloatField(
+            allow_null=True, help_text="standard error of abs_lift"
+        ),
         "reason": serializers.CharField(required=False, help_text="why a value is missing"),
     },
     many=True,
@@ -84,6 +89,13 @@ class ExperimentMetricsApi(AdminExperimentApi):
                 required=False,
                 description="the last N UTC days of the phase, ending at its end (1-366)",
             ),
+            OpenApiParameter(
+                "mde",
+                float,
+                required=False,
+                description="relative minimum detectable effect for the `power` duration "
+                "estimate, e.g. 0.03 (default settings RESULTS_POWER_MDE)",
+            ),
         ],
         responses={
             200: inline_serializer(
@@ -102,16 +114,28 @@ class ExperimentMetricsApi(AdminExperimentApi):
                     "comparisons": serializers.ListField(child=serializers.DictField()),
                     "primary_metric": serializers.CharField(allow_null=True),
                     "correction": serializers.ChoiceField(choices=list(CORRECTIONS)),
+                    "inference": serializers.ChoiceField(
+                        choices=["sequential", "fixed"],
+                        help_text="the experiment's sequential_testing choice",
+                    ),
+                    "sequential_tuning": serializers.FloatField(
+                        allow_null=True, help_text="n* of the confidence sequence"
+                    ),
                     "metrics": METRIC_ROW,
                     "guardrails": serializers.ListField(child=serializers.DictField()),
                     "guardrails_passed": serializers.BooleanField(),
+                    "power": serializers.DictField(
+                        help_text="primary metric: MDE now and days to reach `mde` "
+                        "(fixed-horizon, 80% power, alpha 0.05 two-sided)"
+                    ),
                 },
             ),
             # The error shape is added by recsys_experiments/api/schema.py.
             400: OpenApiResponse(
                 description="Invalid input: `errors` names the bad parameter: `phase` (not a "
                 "number, or no such phase), `from` or `to` (not a real YYYY-MM-DD date, or "
-                "`from` after `to`), `days` (not 1-366), `correction` (not holm or bh)."
+                "`from` after `to`), `days` (not 1-366), `correction` (not holm or bh), "
+                "`mde` (not a number in (0, 10])."
             ),
             404: OpenApiResponse(description="No such experiment."),
         },
@@ -122,6 +146,7 @@ class ExperimentMetricsApi(AdminExperimentApi):
         date_from = parse_date(params.get("from"), "from")
         date_to = parse_date(params.get("to"), "to")
         days = days_param(request) if "days" in params else None
+        mde = parse_mde(params.get("mde"))
         return Response(
             experiment_results(
                 experiment_get(key),
@@ -130,5 +155,6 @@ class ExperimentMetricsApi(AdminExperimentApi):
                 date_to=date_to,
                 days=days,
                 correction=correction_param(request),
+                mde=mde,
             )
         )

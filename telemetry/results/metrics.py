@@ -24,6 +24,7 @@ from recsys_experiments.lib.constants import IMPRESSION, MEAN, OUTCOME_TYPES, PR
 from recsys_experiments.lib.statistics import (
     CORRECTIONS,
     Lift,
+    Sequential,
     adjust_p_values,
     mean_lift,
     proportion_lift,
@@ -118,18 +119,27 @@ def per_user_counts(
     return counts
 
 
-def metric_lift(metric: Metric, users: Sequence[UserCounts], control: Sequence[UserCounts]) -> Lift:
-    """The metric's lift of one variant's users against control's users."""
+def metric_lift(
+    metric: Metric,
+    users: Sequence[UserCounts],
+    control: Sequence[UserCounts],
+    sequential: Sequential | None = None,
+) -> Lift:
+    """The metric's lift of one variant's users against control's users (always-valid
+    intervals and p-value with `sequential`, fixed-horizon ones without)."""
     if metric.kind == RATIO:
         return ratio_lift(
             numerator=[u.count(metric.numerator) for u in users],
             denominator=[u.count(metric.denominator) for u in users],
             control_numerator=[u.count(metric.numerator) for u in control],
             control_denominator=[u.count(metric.denominator) for u in control],
+            sequential=sequential,
         )
     if metric.kind == MEAN:
         return mean_lift(
-            values=per_user_values(metric, users), control_values=per_user_values(metric, control)
+            values=per_user_values(metric, users),
+            control_values=per_user_values(metric, control),
+            sequential=sequential,
         )
     if metric.kind == PROPORTION:
         return proportion_lift(
@@ -137,6 +147,7 @@ def metric_lift(metric: Metric, users: Sequence[UserCounts], control: Sequence[U
             exposed=len(users),
             control_converted=sum(u.count(metric.numerator) > 0 for u in control),
             control_exposed=len(control),
+            sequential=sequential,
         )
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
@@ -162,12 +173,15 @@ def metric_rows(
     metrics: Iterable[Metric],
     control: str,
     correction: str = "holm",
+    sequential: Sequential | None = None,
 ) -> list[dict]:
     """One row per metric and non-control variant: {metric, kind, variant, control_value,
     value, abs_lift, abs_ci_low, abs_ci_high, rel_lift, rel_ci_low, rel_ci_high, p_value,
-    p_adjusted, sequential, reason?}. `p_value` is always the raw p-value (what the primary
-    metric is judged on); `p_adjusted` corrects across all rows (metrics x variants) by Holm
-    (default) or Benjamini-Hochberg ("bh"); a row with no test has neither."""
+    p_adjusted, sequential, std_error, reason?}. `p_value` is always the raw p-value (what
+    the primary metric is judged on); `p_adjusted` corrects across all rows (metrics x
+    variants) by Holm (default) or Benjamini-Hochberg ("bh"); a row with no test has neither.
+    With `sequential` the intervals and p-values are always-valid (`sequential: true`) and the
+    correction applies to those p-values; `std_error` is the absolute lift's standard error."""
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}")
     if control not in experiment.variant_names:
@@ -180,7 +194,7 @@ def metric_rows(
         for variant in experiment.variant_names:
             if variant == control:
                 continue
-            lift = metric_lift(metric, by_variant[variant], by_variant[control])
+            lift = metric_lift(metric, by_variant[variant], by_variant[control], sequential)
             row = {"metric": metric.key, "kind": metric.kind, "variant": variant, **lift.as_dict()}
             rows.append(row)
     adjusted = adjust_p_values([row["p_value"] for row in rows], correction)
@@ -202,7 +216,8 @@ def metric_rows(
                 "rel_ci_high": row["rel_ci_high"],
                 "p_value": row["p_value"],
                 "p_adjusted": p_adjusted,
-                "sequential": False,
+                "sequential": sequential is not None,
+                "std_error": row["std_error"],
                 **({"reason": reason} if reason else {}),
             }
         )
