@@ -51,8 +51,10 @@ def sim_user_ids() -> list:
 
 
 def timeless(run: dict) -> dict:
-    """The run without the clock: its window ends now and its phase started when it ran."""
-    results = {k: v for k, v in run["results"].items() if k not in {"window", "phase", "phases"}}
+    """The run without the clock: its window ends now and its phase started when it ran (and
+    the power estimate's arrivals per day follow the window)."""
+    clocked = {"window", "phase", "phases", "power"}
+    results = {k: v for k, v in run["results"].items() if k not in clocked}
     return {**run, "results": results}
 
 
