@@ -137,6 +137,12 @@ STORAGES = {
 # megabyte of description still gets its 400 naming the field); larger ones get a 413.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2_000_000)
 
+# CUPED: the experiment results adjust each metric by the user's value of it in this many days
+# before their first exposure (docs/recsys-experiments.md, "CUPED"); 0 turns it off.
+RESULTS_CUPED_DAYS = env.int("RESULTS_CUPED_DAYS", default=7)
+if not 0 <= RESULTS_CUPED_DAYS <= 90:
+    raise ImproperlyConfigured(f"RESULTS_CUPED_DAYS: 0 (off) to 90 days, got {RESULTS_CUPED_DAYS}")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {

@@ -20,10 +20,24 @@ class DeckItemSerializer(serializers.Serializer):
     score = serializers.FloatField()
 
 
+class DeckRankingSerializer(serializers.Serializer):
+    profile = serializers.CharField(
+        allow_null=True, help_text="the most specific ranking profile applied (null: none)"
+    )
+    profile_id = serializers.IntegerField(allow_null=True)
+    version = serializers.IntegerField(allow_null=True, help_text="that profile's version")
+    knobs_hash = serializers.CharField(
+        help_text="sha256 (hex) of the final ranking knobs (profiles, then variant configs)"
+    )
+
+
 class DeckOutputSerializer(serializers.Serializer):
     rec_request_id = serializers.UUIDField()
     experiments = serializers.DictField(
         child=serializers.CharField(), help_text="{experiment_key: variant}"
+    )
+    ranking = DeckRankingSerializer(
+        help_text="the knobs' provenance, as recorded on every impression of the deck"
     )
     items = DeckItemSerializer(many=True)
 

@@ -92,3 +92,99 @@ class UserSegment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.segment}"
+
+
+BINDING_KINDS = ("namespace", "segment")
+
+
+class RankingProfile(models.Model):
+    """A named, versioned set of ranking knobs (docs/deck.md, "Ranking profiles").
+
+    `knobs` is a partial or complete set of lib/knobs.py knobs laid over the built-in
+    defaults. `bindings` lists the users it applies to: `{"segment": s}` or
+    `{"namespace": n}` (a user's segment and fixture in recsys_user_segments). Database
+    triggers (deck/sql/profiles.v1.sql) keep `version` (+1 on every change), the binding
+    index `rec_ranking_profile_bindings` (one profile per binding) and the history
+    `rec_ranking_profile_versions`: write through deck.profiles.ranking_profile_save."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    knobs = models.JSONField(default=dict, blank=True)
+    bindings = models.JSONField(default=list, blank=True)
+    is_default = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(db_default=Now(), editable=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+
+    class Meta:
+        db_table = "rec_ranking_profiles"
+        ordering = ("-is_default", "name")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="rec_ranking_profiles_one_default",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(version__gte=1), name="rec_ranking_profiles_version_from_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class RankingProfileBinding(models.Model):
+    """One binding of a profile, kept by a trigger from RankingProfile.bindings: the unique
+    (kind, value) makes a binding belong to at most one profile, and is the deck's index."""
+
+    profile = models.ForeignKey(RankingProfile, on_delete=models.CASCADE, related_name="+")
+    kind = models.TextField(choices=[(kind, kind) for kind in BINDING_KINDS])
+    value = models.TextField()
+
+    class Meta:
+        db_table = "rec_ranking_profile_bindings"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "value"], name="rec_ranking_profile_bindings_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value}"
+
+
+class RankingProfileVersion(models.Model):
+    """The audit trail: one row per saved version of a profile, written by a trigger in the
+    transaction of the save. Kept (profile set null, name kept) when the profile is deleted."""
+
+    profile = models.ForeignKey(
+        RankingProfile, on_delete=models.SET_NULL, null=True, related_name="versions"
+    )
+    name = models.TextField()
+    version = models.PositiveIntegerField()
+    knobs = models.JSONField()
+    bindings = models.JSONField()
+    is_default = models.BooleanField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "rec_ranking_profile_versions"
+        ordering = ("-changed_at", "-version")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "version"], name="rec_ranking_profile_versions_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

@@ -10,11 +10,11 @@ to [0, 1]). A planted effect `like=+0.05` is thus a per-impression effect, the q
 recommender changes, and the catalogue's per-impression ratio metric of that type (like ->
 like_rate) estimates it: the truth rows set its lift, CI and p-value beside the truth.
 
-Every random choice comes from one generator seeded with `spec.seed`: the catalogue it may
-create, the experiment's salt when it creates the experiment, the run id, the users' ids and
-their behaviour. The same seed on the same database therefore gives the identical report. A
-run never reuses users: when the run id drawn is already taken (the seed was simulated here
-before) the generator draws the next one, so a rerun makes fresh users, as it always has.
+Every random choice comes from one generator seeded with `spec.seed`: the experiment's id
+and salt when it creates the experiment (drawn even when a snapshot gives them, so the rest
+of the stream does not depend on where the definition came from), the catalogue it may
+create, the run id, the users' ids and their behaviour. deck/lab/runs.py runs this in a fresh
+scratch database (deck/lab/scratch.py), so the same seed always gives the identical report.
 """
 
 from __future__ import annotations
@@ -25,21 +25,22 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deck.models import MediaItem
 from deck.services import deck_build
 from recsys_experiments.db_roles import END_USER_ROLE, acting_as
 from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
+from recsys_experiments.lib.experiment_rules import clean_definition
 from recsys_experiments.lib.guardrails import OUTCOME_TYPES
 from recsys_experiments.models import Experiment, ExperimentPhase, ExperimentStatus
 from recsys_experiments.services.assignments import assignment_assign
-from recsys_experiments.services.experiments import experiment_activate, experiment_create
-from telemetry.models import Metric
+from telemetry.models import ExperimentMetric, Metric
 from telemetry.results.analysis import control_of, experiment_results
 from telemetry.results.report import report_lines
 from telemetry.services import MAX_BATCH, outcomes_record
@@ -77,6 +78,15 @@ class SimulationSpec:
     segments: list[Segment] = field(
         default_factory=lambda: [Segment("default", 1.0, dict(DEFAULT_PROPENSITIES))]
     )
+    # Where the users' segments and the catalogue came from (a load_fixture file), if any.
+    fixture: str | None = None
+    # Copy the other active live experiments into the scratch database too.
+    with_live_experiments: bool = False
+    # The ranking profile to run with (None: the live default). See deck/lab/runs.py,
+    # `install_profile`: the hook where the live profile is copied in.
+    profile: str | None = None
+    # A customer guardrail file's guardrails for this experiment, judged beside its own.
+    guardrails: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -87,6 +97,10 @@ class SimulationSpec:
             "seed": self.seed,
             "drop_exposures": self.drop_exposures,
             "segments": [segment.__dict__ for segment in self.segments],
+            "fixture": self.fixture,
+            "with_live_experiments": self.with_live_experiments,
+            "profile": self.profile,
+            "guardrails": self.guardrails,
         }
 
 
@@ -120,36 +134,125 @@ def parse_drops(texts: list[str]) -> dict[str, float]:
     return drops
 
 
-def _experiment(key: str, rng: random.Random) -> Experiment:
-    experiment = Experiment.objects.filter(key=key).first()
-    if experiment is None:
-        experiment = experiment_create(
-            data={
-                "key": key,
-                "description": "Created by manage.py simulate",
-                # From the seed, so that a new experiment hashes the same users the same way.
-                "salt": f"{rng.getrandbits(64):016x}",
-                "variants": [
-                    {"name": "control", "weight": 0.5, "config": {}},
-                    {"name": "treatment", "weight": 0.5, "config": {}},
-                ],
-            },
-            actor=None,
-            source="command",
-        )
-    if experiment.status == ExperimentStatus.ENDED:
+DEFINITION_KEYS = (
+    "key",
+    "description",
+    "variants",
+    "salt",
+    "traffic",
+    "namespace",
+    "targeting",
+    "guardrails",
+)
+# The simulated history starts this long ago; every installed experiment started then.
+HISTORY = timedelta(days=60)
+
+
+def seed_snapshot(key: str, rng: random.Random) -> dict:
+    """The definition of an experiment that exists nowhere yet: two even variants, its salt
+    and id from the seed (so that the same seed hashes the same users the same way)."""
+    return {
+        "key": key,
+        "description": "Created by manage.py simulate",
+        "variants": [
+            {"name": "control", "weight": 0.5, "config": {}},
+            {"name": "treatment", "weight": 0.5, "config": {}},
+        ],
+        "salt": f"{rng.getrandbits(64):016x}",
+        "traffic": 1.0,
+        "namespace": None,
+        "targeting": {},
+        "guardrails": [],
+        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "status": ExperimentStatus.DRAFT,
+        "phase": None,
+        "phases": [],
+        "metrics": [],
+    }
+
+
+def _snapshot_part(snapshot: dict, name: str, kind: type, default):
+    value = snapshot.get(name, default)
+    if not isinstance(value, kind):
+        raise InvalidInput({f"experiment {snapshot.get('key')!r}.{name}": ["has the wrong type"]})
+    return value
+
+
+def experiment_install(snapshot: dict) -> Experiment:
+    """Recreate an experiment from its snapshot (telemetry.results.provenance
+    .experiment_snapshot, or seed_snapshot) in the current database, active since HISTORY
+    ago: its definition (validated as the services validate it), id, phases with their
+    numbers (earlier ones closed within its first minute, the current one open) and metric
+    links with the metrics' definitions. Meant for a scratch database."""
+    if not isinstance(snapshot, dict):
+        raise InvalidInput({"experiment": ["must be an object"]})
+    if snapshot.get("status") == ExperimentStatus.ENDED:
+        key = snapshot.get("key")
         raise IllegalTransition(f'experiment "{key}" has ended; simulate a running one')
-    if experiment.status == ExperimentStatus.DRAFT:
-        experiment = experiment_activate(experiment=experiment, actor=None, source="command")
-    # The back-dated history must fall inside the experiment's window.
-    Experiment.objects.filter(
-        pk=experiment.pk, started_at__gt=timezone.now() - timedelta(days=60)
-    ).update(started_at=timezone.now() - timedelta(days=60))
-    experiment.refresh_from_db()
-    # ... and inside its first phase, when that is the one results read.
-    ExperimentPhase.objects.filter(
-        experiment=experiment, number=1, started_at__gt=experiment.started_at
-    ).update(started_at=experiment.started_at)
+    definition = clean_definition({name: snapshot.get(name) for name in DEFINITION_KEYS})
+    try:
+        pk = uuid.UUID(str(snapshot.get("id")))
+    except ValueError:
+        raise InvalidInput({f"experiment {definition['key']!r}.id": ["must be a UUID"]}) from None
+    phases = _snapshot_part(snapshot, "phases", list, [])
+    links = _snapshot_part(snapshot, "metrics", list, [])
+    if Experiment.objects.filter(Q(key=definition["key"]) | Q(pk=pk)).exists():
+        raise InvalidInput({"experiment": [f"{definition['key']!r} is given twice"]})
+    started = timezone.now() - HISTORY
+    namespace = definition["namespace"] or {}
+    targeting = definition["targeting"]
+    experiment = Experiment.objects.create(
+        id=pk,
+        key=definition["key"],
+        description=definition["description"],
+        variants=definition["variants"],
+        salt=definition["salt"],
+        traffic=definition["traffic"],
+        namespace_name=namespace.get("name"),
+        namespace_start=namespace.get("start"),
+        namespace_end=namespace.get("end"),
+        platform=targeting.get("platform"),
+        min_app_version=targeting.get("min_app_version"),
+        max_app_version=targeting.get("max_app_version"),
+        guardrails=definition["guardrails"],
+        status=ExperimentStatus.ACTIVE,
+        started_at=started,
+    )
+    try:
+        numbers = [int(phase["number"]) for phase in phases] or [1]
+        closed = phases[:-1]
+        for index, phase in enumerate(closed):
+            ExperimentPhase.objects.create(
+                experiment=experiment,
+                number=numbers[index],
+                started_at=started + timedelta(seconds=index),
+                ended_at=started + timedelta(seconds=index + 1),
+                weights=phase["weights"],
+                traffic=float(phase["traffic"]),
+                targeting=phase.get("targeting") or {},
+                namespace=phase.get("namespace"),
+                salt=str(phase["salt"]),
+            )
+        ExperimentPhase.objects.create(
+            experiment=experiment,
+            number=numbers[-1],
+            started_at=started + timedelta(seconds=len(closed)),
+            **experiment.phase_definition(),
+        )
+        for link in links:
+            fields = dict(link["metric"])
+            metric = Metric.objects.filter(key=fields.get("key")).first() or Metric()
+            for name, value in fields.items():
+                setattr(metric, name, value)
+            metric.full_clean()
+            metric.save()
+            ExperimentMetric.objects.create(
+                experiment=experiment, metric=metric, is_primary=bool(link.get("is_primary"))
+            )
+    except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as error:
+        raise InvalidInput(
+            {f"experiment {definition['key']!r}": [f"bad phase or metric: {error}"]}
+        ) from None
     return experiment
 
 
@@ -230,16 +333,27 @@ def _back_date(table: str, column_pairs: dict, ids_by_day: dict) -> None:
             )
 
 
-def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | None = None):
-    """Drive the deck and outcome paths for `spec.users` new users; return the results with
-    the truth beside them."""
+def run_simulation(
+    spec: SimulationSpec,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    snapshot: dict | None = None,
+):
+    """Drive the deck and outcome paths for `spec.users` new users in the current database
+    (deck/lab/runs.py runs this inside a scratch database); return the results with the
+    truth beside them. The experiment is installed from `snapshot` (the live one's), or
+    from the seed."""
     if spec.users < 2:
         raise InvalidInput({"users": ["must be at least 2"]})
     if not 1 <= spec.days <= 60:
         raise InvalidInput({"days": ["must be from 1 to 60"]})
     rng = random.Random(spec.seed)
+    # Drawn even when a snapshot is given: the rest of the run then draws the same numbers
+    # whether the experiment came from the seed, the live database or a bundle.
+    seeded = seed_snapshot(spec.experiment, rng)
+    snapshot = snapshot or seeded
     with transaction.atomic():
-        experiment = _experiment(spec.experiment, rng)
+        experiment = experiment_install(snapshot)
         _ensure_catalog(rng)
         run_id = _fresh_run_id(rng)
         people = _create_users(run_id, spec, rng)
@@ -302,11 +416,15 @@ def run_simulation(spec: SimulationSpec, progress: Callable[[int, int], None] | 
             {moment + timedelta(minutes=5): ids for moment, ids in requests_by_day.items()},
         )
     results = experiment_results(
-        experiment, days=spec.days, user_ids=[user.pk for user, _ in people]
+        experiment,
+        days=spec.days,
+        user_ids=[user.pk for user, _ in people],
+        guardrails=spec.guardrails or None,
     )
     return {
         "run_id": run_id,
         "arguments": spec.as_dict(),
+        "experiment": snapshot,
         "results": results,
         "truth": compare_with_truth(results, spec.effects, rate_metrics()),
     }
@@ -375,7 +493,16 @@ def truth_line(row: dict) -> str:
     )
 
 
-def summary_markdown(run: dict) -> str:
+def _profile_line(profile: dict | None) -> str:
+    if not profile:
+        return "the built-in default knobs"
+    return (
+        f"{profile['name']} (live version {profile['version']}), knobs "
+        f"{json.dumps(profile['knobs'], sort_keys=True)}"
+    )
+
+
+def summary_markdown(run: dict, code: dict | None = None) -> str:
     results = run["results"]
     lines = [
         f"# Simulation {run['run_id']}: {results['experiment']}",
@@ -402,16 +529,27 @@ def summary_markdown(run: dict) -> str:
             f"| {row['significant']} |"
         )
     lines += ["", "## Report", "", "```", *report_lines(results), "```", ""]
+    if code is not None:
+        others = [other["key"] for other in run.get("others", [])]
+        lines += [
+            "## Provenance",
+            "",
+            f"- experiment: {run['experiment']['key']} (id {run['experiment']['id']}, "
+            f"salt {run['experiment']['salt']}, phase "
+            f"{(run['experiment'].get('phase') or {}).get('number', 1)})",
+            f"- other experiments copied in: {', '.join(others) or 'none'}",
+            f"- seed: {run['arguments']['seed']}, fixture: {run['arguments']['fixture']}",
+            f"- ranking profile: {_profile_line(run.get('profile'))}",
+            *[
+                f"- served {row['variant']}: profile {row['profile']} v{row['version']}, "
+                f"knobs {row['knobs_hash']} ({row['impressions']} impressions)"
+                for row in run["results"].get("ranking", [])
+            ],
+            f"- code: commit {code['git_commit']} (dirty: {code['git_dirty']}), "
+            f"package {code['package_version']}",
+            f"- migrations: {json.dumps(code['migrations'], sort_keys=True)}",
+            "- ran in a scratch database; reproduce with "
+            "`manage.py simulate --from-bundle <this directory>`",
+            "",
+        ]
     return "\n".join(lines)
-
-
-def write_bundle(run: dict, directory: Path) -> Path:
-    """<directory>/<run_id>/: summary.md, results.json, arguments.json."""
-    target = directory / run["run_id"]
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "summary.md").write_text(summary_markdown(run))
-    (target / "results.json").write_text(
-        json.dumps({"results": run["results"], "truth": run["truth"]}, indent=2)
-    )
-    (target / "arguments.json").write_text(json.dumps(run["arguments"], indent=2))
-    return target

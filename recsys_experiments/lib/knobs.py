@@ -7,8 +7,12 @@ value of the wrong type or range, is rejected when the experiment is created or 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 
@@ -74,3 +78,22 @@ def check_config(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield name, "must be a number"
         elif not knob.minimum <= value <= knob.maximum:
             yield name, f"must be between {knob.minimum} and {knob.maximum}"
+
+
+def _jsonb_number(value: Any) -> str:
+    """A number as PostgreSQL's jsonb writes it (numeric: positional, never an exponent)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return format(Decimal(repr(value)), "f")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def knobs_hash(knobs: dict[str, Any]) -> str:
+    """sha256 (hex) of the knobs' jsonb text: the twin of SQL `rec_knobs_hash(jsonb)`
+    (deck/sql/deck.v3.sql), for offline use. jsonb orders keys by length, then bytes, writes
+    `{"k": v, "k2": v2}` and numbers positionally (1e-05 as 0.00001); a test holds the two
+    equal."""
+    ordered = sorted(knobs, key=lambda key: (len(key.encode()), key.encode()))
+    text = ", ".join(
+        f"{json.dumps(key, ensure_ascii=False)}: {_jsonb_number(knobs[key])}" for key in ordered
+    )
+    return hashlib.sha256(("{" + text + "}").encode()).hexdigest()

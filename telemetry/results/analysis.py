@@ -27,7 +27,12 @@ from django.db import connection
 from django.utils import timezone
 
 from recsys_experiments.lib.errors import InvalidInput
-from recsys_experiments.lib.guardrails import OUTCOME_TYPES, SHARE_METRICS, evaluate
+from recsys_experiments.lib.guardrails import (
+    OUTCOME_TYPES,
+    SHARE_METRICS,
+    check_guardrail,
+    evaluate,
+)
 from recsys_experiments.lib.power import ALPHA, POWER, duration, number_from
 from recsys_experiments.lib.statistics import (
     Sequential,
@@ -125,6 +130,47 @@ where c.excluded is null
 group by c.variant
 """
 )
+
+
+# The ranking provenance the deck recorded on the experiment's impressions in the window
+# (request_context.ranking, docs/deck.md): which profile, version and final knobs served each
+# variant. Impressions from before provenance was recorded group under nulls.
+RANKING = """
+select i.request_context -> 'experiments' ->> %(key)s as variant,
+       i.request_context -> 'ranking' ->> 'profile' as profile,
+       i.request_context -> 'ranking' ->> 'profile_id' as profile_id,
+       i.request_context -> 'ranking' ->> 'version' as version,
+       i.request_context -> 'ranking' ->> 'knobs_hash' as knobs_hash,
+       count(*) as impressions
+from rec_impressions as i
+where i.created_at >= %(start)s and i.created_at < %(end)s
+  and i.request_context -> 'experiments' ? %(key)s
+  and (%(users)s::uuid[] is null or i.user_id = any(%(users)s::uuid[]))
+group by 1, 2, 3, 4, 5
+order by 1, 6 desc, 2, 4, 5
+"""
+
+
+def _whole(value: str | None) -> int | None:
+    """A provenance id or version as recorded (jsonb text): an int, or None if it is none."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _ranking(rows) -> list[dict]:
+    return [
+        {
+            "variant": variant,
+            "profile": profile,
+            "profile_id": _whole(profile_id),
+            "version": _whole(version),
+            "knobs_hash": knobs_hash,
+            "impressions": impressions,
+        }
+        for variant, profile, profile_id, version, knobs_hash, impressions in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -356,15 +402,23 @@ def experiment_results(
     user_ids=None,
     now: datetime | None = None,
     correction: str = "holm",
+    guardrails: list[dict] | None = None,
     sequential: bool | None = None,
     mde: float | None = None,
 ) -> dict:
     """Per-variant metrics of the clean population, comparisons with control, the excluded
     users, sample ratio mismatch of the phase and guardrails, for one phase (default the
-    latest) over its window narrowed by `days`, `date_from` and `date_to`. The metric rows
-    are always-valid when the experiment uses sequential testing (or `sequential` says so);
-    `power` estimates the primary metric's MDE and the days to a relative MDE `mde`
+    latest) over its window narrowed by `days`, `date_from` and `date_to`. `guardrails` are
+    extra ones (a customer's guardrail file), judged beside the experiment's own: each result
+    says its `source` ("experiment" or "file") and `guardrails_passed` covers both. The metric
+    rows are always-valid when the experiment uses sequential testing (or `sequential` says
+    so); `power` estimates the primary metric's MDE and the days to a relative MDE `mde`
     (default settings RESULTS_POWER_MDE)."""
+    extra_guardrails = list(guardrails or [])
+    for index, guardrail in enumerate(extra_guardrails):
+        for name, reason in check_guardrail(guardrail):
+            raise InvalidInput({f"guardrails[{index}]{'.' + name if name else ''}": [reason]})
+    all_guardrails = [*experiment.guardrails, *extra_guardrails]
     mode = sequential_mode(experiment, sequential)
     target_mde = float(settings.RESULTS_POWER_MDE) if mde is None else mde
     phases = experiment_phases(experiment)
@@ -401,7 +455,7 @@ def experiment_results(
             days=window_days,
             until=(window.end - timedelta(microseconds=1)).astimezone(UTC).date(),
         )
-        if any(g["metric"] in SHARE_METRICS for g in experiment.guardrails)
+        if any(g["metric"] in SHARE_METRICS for g in all_guardrails)
         else {}
     )
     clean_users = dict(_population(experiment, selected, window, user_ids, query=CLEAN_USERS))
@@ -410,8 +464,19 @@ def experiment_results(
     metrics = experiment_metrics(experiment)
     primary = primary_metric(experiment)
     span = (window.start, window.end)
+    # CUPED's pre-period ends at each user's first exposure in the phase.
+    phase_start = datetime.fromisoformat(selected["started_at"]) if selected else None
     metric_results = (
-        metric_rows(experiment, population, span, metrics, control, correction, mode)
+        metric_rows(
+            experiment,
+            population,
+            span,
+            metrics,
+            control,
+            correction,
+            phase_start=phase_start,
+            sequential=mode,
+        )
         if has_window
         else []
     )
@@ -419,20 +484,33 @@ def experiment_results(
     # rows, kept out of the experiment's multiple-testing correction).
     listed = {metric.key for metric in metrics}
     extra = Metric.objects.filter(
-        key__in={g["metric"] for g in experiment.guardrails} - listed - set(SHARE_METRICS)
+        key__in={g["metric"] for g in all_guardrails} - listed - set(SHARE_METRICS)
     )
     guardrail_rows = metric_results + (
-        metric_rows(experiment, population, span, extra, control, correction, mode)
+        metric_rows(
+            experiment,
+            population,
+            span,
+            extra,
+            control,
+            correction,
+            phase_start=phase_start,
+            sequential=mode,
+        )
         if has_window and extra
         else []
     )
-    guardrails = evaluate(
-        experiment.guardrails,
-        control=control,
-        variant_names=experiment.variant_names,
-        rows=guardrail_rows,
-        health=health,
-    )
+    judged = [
+        {**result, "source": source}
+        for source, declared in (("experiment", experiment.guardrails), ("file", extra_guardrails))
+        for result in evaluate(
+            declared,
+            control=control,
+            variant_names=experiment.variant_names,
+            rows=guardrail_rows,
+            health=health,
+        )
+    ]
     return {
         "experiment": experiment.key,
         "days": days,
@@ -455,7 +533,8 @@ def experiment_results(
         "inference": "sequential" if mode else "fixed",
         "sequential_tuning": mode.tuning if mode else None,
         "metrics": metric_results,
-        "guardrails": guardrails,
-        "guardrails_passed": all(result["passed"] for result in guardrails),
+        "guardrails": judged,
+        "guardrails_passed": all(result["passed"] for result in judged),
+        "ranking": _ranking(_population(experiment, selected, window, user_ids, query=RANKING)),
         "power": power_summary(primary, metric_results, variants, window, target_mde),
     }

@@ -51,6 +51,13 @@ METRIC_ROW = inline_serializer(
         "std_error": serializers.FloatField(
             allow_null=True, help_text="standard error of abs_lift"
         ),
+        "cuped": serializers.BooleanField(
+            help_text="adjusted by the users' pre-period values (RESULTS_CUPED_DAYS > 0)"
+        ),
+        "variance_reduction": serializers.FloatField(
+            allow_null=True,
+            help_text="CUPED: 1 - Var(adjusted lift) / Var(plain lift); null without pre data",
+        ),
         "reason": serializers.CharField(required=False, help_text="why a value is missing"),
     },
     many=True,
@@ -127,6 +134,12 @@ class ExperimentMetricsApi(AdminExperimentApi):
                     "power": serializers.DictField(
                         help_text="primary metric: MDE now and days to reach `mde` "
                         "(fixed-horizon, 80% power, alpha 0.05 two-sided)"
+                    ),
+                    "ranking": serializers.ListField(
+                        child=serializers.DictField(),
+                        help_text="ranking provenance seen in the window: one row per "
+                        "(variant, profile, profile_id, version, knobs_hash) with its "
+                        "impressions (nulls: recorded before provenance existed)",
                     ),
                 },
             ),

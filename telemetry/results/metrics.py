@@ -9,23 +9,33 @@ recsys_experiments/lib/statistics.py per metric and variant, with adjusted p-val
 - A user is in a variant's rows when they have at least one such impression. An outcome counts
   when it is joined to one of them on (user_id, rec_request_id, media_item_id), whenever it
   occurred; a repeated impression of the same item in the same request counts its outcomes once.
+- CUPED (settings RESULTS_CUPED_DAYS, default 7; 0 turns it off): each user's pre-period
+  counts, the same events in the N days before their first exposure in the phase (their
+  impressions then, tagged or not, and the outcomes on those impressions that occurred before
+  that moment), are the covariate of every metric (lib/statistics.py `cuped_*_lift`). A user
+  with no impression in their pre-period has zero counts (X = 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from recsys_experiments.lib.constants import IMPRESSION, MEAN, OUTCOME_TYPES, PROPORTION, RATIO
 from recsys_experiments.lib.statistics import (
     CORRECTIONS,
+    CupedLift,
     Lift,
     Sequential,
     adjust_p_values,
+    cuped_mean_lift,
+    cuped_proportion_lift,
+    cuped_ratio_lift,
     mean_lift,
     proportion_lift,
     ratio_lift,
@@ -70,6 +80,45 @@ order by s.variant, s.user_id
 """  # noqa: S608
 
 
+# One row per user with an impression in their pre-period: the N days before their first
+# exposure to the experiment in the phase. Same lateral style as above: the exposed users come
+# from one scan of the phase's tagged impressions; each user's pre-period impressions are an
+# index range scan of idx_rec_impressions_user_time (user_id, created_at); each served
+# (request, item) then looks its outcomes up by index, keeping those that occurred before the
+# exposure (an outcome after it could carry the treatment's effect).
+PRE_PERIOD_COUNTS = f"""
+with first_exposure as (
+    select i.user_id, min(i.created_at) as exposed_at
+    from rec_impressions as i
+    where i.created_at >= %(phase_start)s and i.created_at < %(end)s
+      and i.request_context -> 'experiments' ? %(key)s
+    group by i.user_id
+),
+served as (
+    select f.user_id, f.exposed_at, p.rec_request_id, p.media_item_id, p.impressions
+    from first_exposure as f
+    cross join lateral (
+        select e.rec_request_id, e.media_item_id, count(*) as impressions
+        from rec_impressions as e
+        where e.user_id = f.user_id
+          and e.created_at >= f.exposed_at - make_interval(days => %(days)s)
+          and e.created_at < f.exposed_at
+        group by e.rec_request_id, e.media_item_id
+    ) as p
+)
+select s.user_id, sum(s.impressions),
+       {_OUTCOME_TOTALS}
+from served as s
+left join lateral (
+    select {_OUTCOME_COUNTS}
+    from rec_outcomes as o
+    where o.rec_request_id = s.rec_request_id and o.media_item_id = s.media_item_id
+      and o.user_id = s.user_id and o.occurred_at < s.exposed_at
+) as o on true
+group by s.user_id
+"""  # noqa: S608
+
+
 @dataclass(frozen=True)
 class UserCounts:
     """One user's events in one variant: impressions, and per outcome type the number of
@@ -80,9 +129,21 @@ class UserCounts:
     impressions: int
     events: dict[str, int] = field(default_factory=dict)
     sums: dict[str, float] = field(default_factory=dict)
+    # The same counts in the user's CUPED pre-period (None: not computed, or nothing there).
+    pre: UserCounts | None = None
 
     def count(self, event: str) -> int:
         return self.impressions if event == IMPRESSION else self.events.get(event, 0)
+
+    @property
+    def before(self) -> UserCounts:
+        """The pre-period counts; zero counts when the user had none."""
+        return self.pre if self.pre is not None else UserCounts(self.user_id, self.variant, 0)
+
+
+def cuped_days() -> int:
+    """settings.RESULTS_CUPED_DAYS: the CUPED pre-period in days; 0 turns CUPED off."""
+    return int(getattr(settings, "RESULTS_CUPED_DAYS", 7))
 
 
 def _window(window) -> tuple[datetime, datetime]:
@@ -90,14 +151,52 @@ def _window(window) -> tuple[datetime, datetime]:
     return start, end if end is not None else timezone.now()
 
 
+def _parse_counts(user_id, variant, impressions, per_type) -> UserCounts:
+    events = {kind: int(per_type[2 * n] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
+    sums = {kind: float(per_type[2 * n + 1] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
+    return UserCounts(str(user_id), variant, int(impressions), events, sums)
+
+
+def pre_period_counts(
+    experiment_key: str,
+    *,
+    window: tuple[datetime, datetime | None],
+    phase_start: datetime | None = None,
+    days: int,
+) -> dict[str, UserCounts]:
+    """{user id: counts} over each exposed user's pre-period: the `days` days before their
+    first impression tagged with the experiment at or after `phase_start` (default the window's
+    start) and before the window's end. Users without a pre-period impression are absent. One
+    query."""
+    start, end = _window(window)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            PRE_PERIOD_COUNTS,
+            {
+                "key": experiment_key,
+                "phase_start": phase_start if phase_start is not None else start,
+                "end": end,
+                "days": days,
+            },
+        )
+        rows = cursor.fetchall()
+    return {
+        str(user_id): _parse_counts(user_id, None, impressions, per_type)
+        for user_id, impressions, *per_type in rows
+    }
+
+
 def per_user_counts(
     experiment_key: str,
     *,
     population: Mapping[str, Collection] | None,
     window: tuple[datetime, datetime | None],
+    pre_days: int = 0,
+    phase_start: datetime | None = None,
 ) -> list[UserCounts]:
     """Per user and variant of the experiment: impressions in the window and, per outcome type,
-    the outcomes joined to them (count and value sum). One query."""
+    the outcomes joined to them (count and value sum). One query; with `pre_days`, a second
+    one for the pre-period counts (`pre`, see `pre_period_counts`)."""
     start, end = _window(window)
     with connection.cursor() as cursor:
         cursor.execute(PER_USER_COUNTS, {"key": experiment_key, "start": start, "end": end})
@@ -109,13 +208,17 @@ def per_user_counts(
         if population is None
         else {(str(user_id), variant) for variant, ids in population.items() for user_id in ids}
     )
+    pre = (
+        pre_period_counts(experiment_key, window=window, phase_start=phase_start, days=pre_days)
+        if pre_days > 0
+        else {}
+    )
     counts = []
     for user_id, variant, impressions, *per_type in rows:
         if members is not None and (str(user_id), variant) not in members:
             continue
-        events = {kind: int(per_type[2 * n] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
-        sums = {kind: float(per_type[2 * n + 1] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
-        counts.append(UserCounts(str(user_id), variant, int(impressions), events, sums))
+        user = _parse_counts(user_id, variant, impressions, per_type)
+        counts.append(replace(user, pre=pre.get(user.user_id)))
     return counts
 
 
@@ -152,6 +255,69 @@ def metric_lift(
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
 
+def metric_cuped_lift(
+    metric: Metric,
+    users: Sequence[UserCounts],
+    control: Sequence[UserCounts],
+    sequential: Sequential | None = None,
+) -> CupedLift:
+    """The metric's CUPED lift: each user's covariate is the same metric over their
+    pre-period counts (`UserCounts.before`; zero without any); always-valid intervals and
+    p-value on the adjusted standard errors with `sequential`."""
+    if metric.kind == RATIO:
+        num, den = metric.numerator, metric.denominator
+        return cuped_ratio_lift(
+            numerator=[u.count(num) for u in users],
+            denominator=[u.count(den) for u in users],
+            pre_numerator=[u.before.count(num) for u in users],
+            pre_denominator=[u.before.count(den) for u in users],
+            control_numerator=[u.count(num) for u in control],
+            control_denominator=[u.count(den) for u in control],
+            control_pre_numerator=[u.before.count(num) for u in control],
+            control_pre_denominator=[u.before.count(den) for u in control],
+            sequential=sequential,
+        )
+    if metric.kind == MEAN:
+        kept, kept_control = _valued(metric, users), _valued(metric, control)
+        return cuped_mean_lift(
+            values=per_user_values(metric, kept),
+            covariates=_pre_values(metric, kept),
+            control_values=per_user_values(metric, kept_control),
+            control_covariates=_pre_values(metric, kept_control),
+            sequential=sequential,
+        )
+    if metric.kind == PROPORTION:
+        return cuped_proportion_lift(
+            converted=[u.count(metric.numerator) > 0 for u in users],
+            covariates=[float(u.before.count(metric.numerator) > 0) for u in users],
+            control_converted=[u.count(metric.numerator) > 0 for u in control],
+            control_covariates=[float(u.before.count(metric.numerator) > 0) for u in control],
+            sequential=sequential,
+        )
+    raise ValueError(f"unknown metric kind {metric.kind!r}")
+
+
+def _valued(metric: Metric, users: Sequence[UserCounts]) -> list[UserCounts]:
+    """The users a mean metric has a value for: all, or (`mean` of values) those with one."""
+    if metric.value != "mean":
+        return list(users)
+    return [u for u in users if u.events.get(metric.numerator, 0) > 0]
+
+
+def _pre_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
+    """A mean metric's value over each user's pre-period; 0 when they had no such event
+    (for the `mean` of values too: X = 0 stands for "no pre-period data")."""
+    pre = [u.before for u in users]
+    if metric.value != "mean":
+        return per_user_values(metric, pre)
+    return [
+        u.sums[metric.numerator] / u.events[metric.numerator]
+        if u.events.get(metric.numerator, 0) > 0
+        else 0.0
+        for u in pre
+    ]
+
+
 def per_user_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
     """A mean metric's value per user: the count of events, the sum of their values, or (for
     `mean`) the mean of their values over users with at least one."""
@@ -173,30 +339,53 @@ def metric_rows(
     metrics: Iterable[Metric],
     control: str,
     correction: str = "holm",
+    *,
+    phase_start: datetime | None = None,
+    pre_days: int | None = None,
     sequential: Sequential | None = None,
 ) -> list[dict]:
     """One row per metric and non-control variant: {metric, kind, variant, control_value,
     value, abs_lift, abs_ci_low, abs_ci_high, rel_lift, rel_ci_low, rel_ci_high, p_value,
-    p_adjusted, sequential, std_error, reason?}. `p_value` is always the raw p-value (what
-    the primary metric is judged on); `p_adjusted` corrects across all rows (metrics x
-    variants) by Holm (default) or Benjamini-Hochberg ("bh"); a row with no test has neither.
-    With `sequential` the intervals and p-values are always-valid (`sequential: true`) and the
-    correction applies to those p-values; `std_error` is the absolute lift's standard error."""
+    p_adjusted, sequential, std_error, cuped, variance_reduction, reason?}. `p_value` is
+    always the raw p-value (what the primary metric is judged on); `p_adjusted` corrects across
+    all rows (metrics x variants) by Holm (default) or Benjamini-Hochberg ("bh"); a row with no
+    test has neither. With CUPED (`pre_days`, default settings.RESULTS_CUPED_DAYS, > 0; the
+    pre-period ends at each user's first exposure at or after `phase_start`) the values, lifts,
+    intervals and p-values are the adjusted ones, `variance_reduction` is
+    1 - Var(adjusted lift) / Var(plain lift), None without pre-period data. With `sequential`
+    the intervals and p-values are always-valid (`sequential: true`) and the correction applies
+    to those p-values; `std_error` is the absolute lift's standard error (after CUPED)."""
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}")
     if control not in experiment.variant_names:
         raise ValueError(f"control {control!r} is not a variant of {experiment.key}")
+    pre_days = cuped_days() if pre_days is None else pre_days
     by_variant: dict[str, list[UserCounts]] = {name: [] for name in experiment.variant_names}
-    for counts in per_user_counts(experiment.key, population=population, window=window):
+    for counts in per_user_counts(
+        experiment.key,
+        population=population,
+        window=window,
+        pre_days=pre_days,
+        phase_start=phase_start,
+    ):
         by_variant.setdefault(counts.variant, []).append(counts)
     rows = []
     for metric in metrics:
         for variant in experiment.variant_names:
             if variant == control:
                 continue
-            lift = metric_lift(metric, by_variant[variant], by_variant[control], sequential)
+            if pre_days > 0:
+                cuped = metric_cuped_lift(
+                    metric, by_variant[variant], by_variant[control], sequential
+                )
+                lift, reduction = cuped.lift, cuped.variance_reduction
+            else:
+                lift, reduction = (
+                    metric_lift(metric, by_variant[variant], by_variant[control], sequential),
+                    None,
+                )
             row = {"metric": metric.key, "kind": metric.kind, "variant": variant, **lift.as_dict()}
-            rows.append(row)
+            rows.append({**row, "cuped": pre_days > 0, "variance_reduction": reduction})
     adjusted = adjust_p_values([row["p_value"] for row in rows], correction)
     ordered = []
     for row, p_adjusted in zip(rows, adjusted, strict=True):
@@ -218,6 +407,8 @@ def metric_rows(
                 "p_adjusted": p_adjusted,
                 "sequential": sequential is not None,
                 "std_error": row["std_error"],
+                "cuped": row["cuped"],
+                "variance_reduction": row["variance_reduction"],
                 **({"reason": reason} if reason else {}),
             }
         )

@@ -77,6 +77,7 @@ def report_lines(results: dict) -> list[str]:
         )
     lines += metric_lines(results)
     lines += power_lines(results)
+    lines += ranking_lines(results)
     if results["guardrails"]:
         lines.append("")
         for guardrail in results["guardrails"]:
@@ -89,6 +90,7 @@ def guardrail_line(guardrail: dict) -> str:
     (ok, FAILED, or "not enough data" with the reason)."""
     limit = ", ".join(f"{k} {v}" for k, v in guardrail.items() if k.startswith("max_"))
     where = f" ({guardrail['variant']})" if guardrail["variant"] else ""
+    where += " [file]" if guardrail.get("source") == "file" else ""
     value = "—" if guardrail["value"] is None else f"{guardrail['value']:+.4f}"
     ci = ""
     if guardrail.get("ci_low") is not None:
@@ -110,9 +112,18 @@ def _interval(low, high, percent: bool = False) -> str:
     return f"[{low:+.2%}, {high:+.2%}]" if percent else f"[{low:+.4g}, {high:+.4g}]"
 
 
+def _reduction(row: dict) -> str:
+    """CUPED's variance reduction: "off" (RESULTS_CUPED_DAYS = 0), "—" (no pre-period data)."""
+    if not row.get("cuped"):
+        return "off"
+    value = row.get("variance_reduction")
+    return "—" if value is None else f"{value:.0%}"
+
+
 def metric_lines(results: dict) -> list[str]:
     """The catalogue metrics: value per variant, absolute and relative lift with CIs, raw and
-    adjusted p (the primary metric is judged on the raw one)."""
+    adjusted p (the primary metric is judged on the raw one), and the variance reduction CUPED
+    achieved (the values, lifts and p-values are then the adjusted ones)."""
     if not results.get("metrics"):
         return []
     primary = results.get("primary_metric")
@@ -121,9 +132,9 @@ def metric_lines(results: dict) -> list[str]:
         inference_line(results),
         f"metrics (p adjusted by {results['correction']} across metrics x variants"
         + (f"; primary: {primary}, judged on its raw p" if primary else "")
-        + ")",
+        + "; CUPED = variance reduction by the users' pre-period values)",
         f"{'metric':18} {'variant':14} {'control':>9} {'value':>9} {'abs lift 95% CI':>23} "
-        f"{'rel lift 95% CI':>19} {'p':>7} {'p adj.':>7}",
+        f"{'rel lift 95% CI':>19} {'p':>7} {'p adj.':>7} {'CUPED':>6}",
     ]
     for row in results["metrics"]:
         name = ("* " if row["metric"] == primary else "") + row["metric"]
@@ -132,7 +143,7 @@ def metric_lines(results: dict) -> list[str]:
             f"{_number(row['value']):>9} "
             f"{_interval(row['abs_ci_low'], row['abs_ci_high']):>23} "
             f"{_interval(row['rel_ci_low'], row['rel_ci_high'], percent=True):>19} "
-            f"{_p(row['p_value']):>7} {_p(row['p_adjusted']):>7}"
+            f"{_p(row['p_value']):>7} {_p(row['p_adjusted']):>7} {_reduction(row):>6}"
             + (f"  ({row['reason']})" if row.get("reason") else "")
         )
     return lines
@@ -183,4 +194,22 @@ def power_lines(results: dict) -> list[str]:
         if row.get("reason"):
             line += f" ({row['reason']})"
         lines.append(line)
+    return lines
+
+
+def ranking_lines(results: dict) -> list[str]:
+    """Which ranking profile, version and final knobs (hash) served each variant in the
+    window, with impression counts (the deck's provenance, docs/deck.md)."""
+    if not results.get("ranking"):
+        return []
+    lines = ["", f"{'ranking':16} {'profile':20} {'version':>7} {'knobs hash':14} {'impr.':>8}"]
+    for row in results["ranking"]:
+        profile = row["profile"] or "—"
+        if row["profile_id"] is not None:
+            profile += f" (#{row['profile_id']})"
+        knobs = (row["knobs_hash"] or "not recorded")[:12]
+        version = "—" if row["version"] is None else str(row["version"])
+        lines.append(
+            f"{row['variant']:16} {profile:20} {version:>7} {knobs:14} {row['impressions']:>8}"
+        )
     return lines

@@ -42,7 +42,9 @@ def test_every_impression_is_tagged_with_the_response_experiments(app_client, ap
             "experiments": deck["experiments"],
             "platform": "ios",
             "app_version": "2.4.0",
+            "ranking": deck["ranking"],
         }
+    assert deck["ranking"]["profile"] == "default"
     assert sorted(item["position"] for item in deck["items"]) == list(range(1, 13))
     assert {(i.media_item_id, i.position, i.source) for i in impressions} == {
         (item["media_item_id"], item["position"], item["source"]) for item in deck["items"]

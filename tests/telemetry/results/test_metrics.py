@@ -49,6 +49,8 @@ ROW_KEYS = [
     "p_value",
     "p_adjusted",
     "sequential",
+    "cuped",
+    "variance_reduction",
 ]
 
 

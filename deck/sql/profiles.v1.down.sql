@@ -1,0 +1,12 @@
+revoke select (user_id, fixture, segment) on recsys_user_segments from recsys_authenticated;
+drop policy if exists recsys_user_segments_own_select on recsys_user_segments;
+drop policy if exists rec_ranking_profile_versions_service_all on rec_ranking_profile_versions;
+alter table rec_ranking_profile_versions disable row level security;
+revoke select on rec_ranking_profiles, rec_ranking_profile_bindings from recsys_authenticated;
+drop policy if exists rec_ranking_profiles_deck_select on rec_ranking_profiles;
+drop policy if exists rec_ranking_profiles_service_all on rec_ranking_profiles;
+alter table rec_ranking_profiles disable row level security;
+drop trigger if exists rec_ranking_profiles_record on rec_ranking_profiles;
+drop trigger if exists rec_ranking_profiles_version on rec_ranking_profiles;
+drop function if exists rec_ranking_profiles_record();
+drop function if exists rec_ranking_profiles_version();
