@@ -406,9 +406,9 @@ def metric_rows(
                 "p_value": row["p_value"],
                 "p_adjusted": p_adjusted,
                 "sequential": sequential is not None,
-                "std_error": row["std_error"],
                 "cuped": row["cuped"],
                 "variance_reduction": row["variance_reduction"],
+                "std_error": row["std_error"],
                 **({"reason": reason} if reason else {}),
             }
         )

@@ -53,7 +53,9 @@ def timeless(run: dict) -> dict:
     return {"results": results, "truth": run["truth"], "arguments": run["arguments"]}
 
 
-def test_a_per_impression_effect_is_recovered_by_like_rate(catalog_items):
+def test_a_per_impression_effect_is_recovered_by_like_rate(catalog_items, settings):
+    # 200 users: the always-valid intervals tuned for that sample (n*), not the default 5,000.
+    settings.RESULTS_SEQUENTIAL_TUNING = 200
     args = ("--experiment", "sim_test", "--users", "200", "--effect", "like=+0.15", "--seed", "4")
     first = simulate(*args)
 
