@@ -112,6 +112,49 @@ class Outcome(models.Model):
         return f"{self.event_id}: {self.outcome_type}"
 
 
+class Conversion(models.Model):
+    """A custom event with a value (a purchase, watch time), recorded by the app through
+    telemetry.services.conversions_record. `event_id` is the client's id, unique per user: a
+    repeat is stored once. `request_context.experiments` holds the user's variants in force at
+    `occurred_at` (rec_experiments_at), written in the same transaction."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+"
+    )
+    event_id = models.TextField()
+    metric_name = models.TextField()
+    value = models.FloatField()
+    metadata = models.JSONField(default=dict)
+    occurred_at = models.DateTimeField()
+    request_context = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "rec_conversions"
+        indexes = [
+            models.Index(fields=["user", "occurred_at"], name="idx_rec_conversions_user"),
+            models.Index(fields=["metric_name", "occurred_at"], name="idx_rec_conversions_metric"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "event_id"], name="rec_conversions_user_event_uniq"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(metric_name__regex=KEY_PATTERN),
+                name="rec_conversions_metric_name_check",
+            ),
+            # Finite: NaN sorts above every number in PostgreSQL, so it fails `< infinity`.
+            models.CheckConstraint(
+                condition=models.Q(value__gt=float("-inf"), value__lt=float("inf")),
+                name="rec_conversions_value_finite",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id}: {self.metric_name}={self.value}"
+
+
 class AlertThreshold(models.Model):
     """When a daily telemetry alert fires (rec_alerts_daily_metrics_v1 reads this table)."""
 

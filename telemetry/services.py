@@ -1,7 +1,9 @@
-"""The outcome write path: validate a batch item by item, store the good ones once."""
+"""The outcome and conversion write paths: validate a batch item by item, store the good ones
+once."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,6 +11,10 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+
+from recsys_experiments.lib.constants import KEY_RE
+from recsys_experiments.lib.experiment_rules import is_number
+from recsys_experiments.lib.text import json_problems
 
 from .models import OutcomeType
 
@@ -216,6 +222,145 @@ def _insert(user, outcomes: list[dict]) -> set[str]:
                 [o["outcome_type"] for o in outcomes],
                 [o["value"] for o in outcomes],
                 [o["occurred_at"] for o in outcomes],
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+# Conversions: custom events with a value (seed 002's record_conversion), batched like outcomes.
+CONVERSION_FIELDS = {"event_id", "metric_name", "value", "metadata", "occurred_at"}
+MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 4
+
+
+def metadata_reason(metadata) -> str | None:
+    """Why `metadata` cannot be stored, or None: an object of at most MAX_METADATA_DEPTH
+    levels, MAX_METADATA_BYTES bytes of compact JSON, with storable text only."""
+    if not isinstance(metadata, dict):
+        return "must be an object"
+    for _, reason in json_problems(metadata, "metadata"):
+        return reason
+    depth, stack = 0, [(metadata, 1)]
+    while stack:
+        node, level = stack.pop()
+        depth = max(depth, level)
+        if depth > MAX_METADATA_DEPTH:
+            return f"is nested too deeply: at most {MAX_METADATA_DEPTH} levels"
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    try:
+        size = len(json.dumps(metadata, separators=(",", ":"), allow_nan=False).encode())
+    except ValueError:
+        return "must hold finite numbers only (no NaN or infinity)"
+    except TypeError:  # a YAML date or another non-JSON value, from a fixture
+        return "must hold JSON values only (strings, numbers, booleans, null, lists, objects)"
+    if size > MAX_METADATA_BYTES:
+        return f"is too large: at most {MAX_METADATA_BYTES} bytes of JSON"
+    return None
+
+
+def _check_conversion(index: int, item, now: datetime) -> tuple[dict, dict]:
+    """(valid fields, {field: reason}) for one conversion, as _check_item does for outcomes."""
+    if not isinstance(item, dict):
+        return {"event_id": None}, {f"conversions[{index}]": "must be an object"}
+    errors, cleaned = {}, {}
+    for unknown in sorted(set(item) - CONVERSION_FIELDS):
+        errors[_shown(unknown)] = "is not a conversion field"
+    for field in CONVERSION_FIELDS & set(item):
+        if isinstance(item[field], str) and UNSTORABLE.search(item[field]):
+            errors[field] = BAD_TEXT
+
+    event_id = item.get("event_id")
+    if "event_id" not in errors and (
+        not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID
+    ):
+        errors["event_id"] = f"required: a string of 1-{MAX_EVENT_ID} characters"
+    cleaned["event_id"] = event_id if "event_id" not in errors else None
+
+    metric_name = item.get("metric_name")
+    if "metric_name" not in errors:
+        if not isinstance(metric_name, str) or not KEY_RE.match(metric_name):
+            errors["metric_name"] = (
+                "required: a name of 2-63 lowercase letters, digits and _ (such as purchase)"
+            )
+        else:
+            cleaned["metric_name"] = metric_name
+
+    value = item.get("value")
+    if not is_number(value) or not -1e300 <= value <= 1e300:
+        errors["value"] = "required: a finite number"
+    else:
+        cleaned["value"] = float(value)
+
+    metadata = item.get("metadata")
+    reason = None if metadata is None else metadata_reason(metadata)
+    if reason:
+        errors["metadata"] = reason
+    else:
+        cleaned["metadata"] = metadata or {}
+
+    if "occurred_at" not in errors:
+        occurred_at, reason = _parse_occurred_at(item.get("occurred_at"), now)
+        if reason:
+            errors["occurred_at"] = reason
+        else:
+            cleaned["occurred_at"] = occurred_at
+    return cleaned, errors
+
+
+@transaction.atomic
+def conversions_record(*, user, conversions: list[dict]) -> dict:
+    """Validate each conversion and store the valid ones (a repeated event_id is stored
+    once), each tagged in the same statement with the user's variants in force at its
+    occurred_at (rec_experiments_at). Same result shape as outcomes_record. Runs as `user`
+    (app.user_id set to them) like the API, or as the service role."""
+    now = timezone.now()
+    results, to_store, seen = [], [], set()
+    for index, item in enumerate(conversions):
+        cleaned, errors = _check_conversion(index, item, now)
+        result = {"index": index, "event_id": cleaned["event_id"]}
+        if errors:
+            results.append({**result, "status": "rejected", "errors": errors})
+        elif cleaned["event_id"] in seen:
+            results.append({**result, "status": "duplicate"})
+        else:
+            seen.add(cleaned["event_id"])
+            to_store.append(cleaned)
+            results.append({**result, "status": "accepted"})
+    stored = _insert_conversions(user, to_store)
+    for result in results:
+        if result["status"] == "accepted" and result["event_id"] not in stored:
+            result["status"] = "duplicate"
+    counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
+    for result in results:
+        counts[result["status"]] += 1
+    return {**counts, "results": results}
+
+
+def _insert_conversions(user, conversions: list[dict]) -> set[str]:
+    if not conversions:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            insert into rec_conversions (user_id, event_id, metric_name, value, metadata,
+                                         occurred_at, request_context, created_at)
+            select %s, c.event_id, c.metric_name, c.value, c.metadata, c.occurred_at,
+                   jsonb_build_object('experiments', rec_experiments_at(%s, c.occurred_at)),
+                   now()
+            from unnest(%s::text[], %s::text[], %s::float8[], %s::jsonb[], %s::timestamptz[])
+                 as c(event_id, metric_name, value, metadata, occurred_at)
+            on conflict (user_id, event_id) do nothing
+            returning event_id
+            """,
+            [
+                user.pk,
+                user.pk,
+                [c["event_id"] for c in conversions],
+                [c["metric_name"] for c in conversions],
+                [c["value"] for c in conversions],
+                [json.dumps(c["metadata"]) for c in conversions],
+                [c["occurred_at"] for c in conversions],
             ],
         )
         return {row[0] for row in cursor.fetchall()}

@@ -251,11 +251,12 @@ def test_experiment_report_writes_a_bundle(live, tmp_path):
     [bundle] = list(tmp_path.iterdir())
     assert bundle.name.startswith("diversity_cap_v1-")
     assert {path.name for path in bundle.iterdir()} == {
-        "arguments.json", "experiment.json", "profile.json", "code.json", "results.json",
+        "arguments.json", "experiment.json", "ranking.json", "code.json", "results.json",
         "report.txt", "manifest.json",
     }  # fmt: skip
     results = json.loads((bundle / "results.json").read_text())["results"]
     assert results == json.loads(out.getvalue())
+    assert json.loads((bundle / "ranking.json").read_text()) == results["ranking"]
     experiment = json.loads((bundle / "experiment.json").read_text())
     assert experiment["phase"]["number"] == 2 and len(experiment["phases"]) == 2
     assert "diversity_cap_v1" in (bundle / "report.txt").read_text()

@@ -41,7 +41,11 @@ def test_simulate_applies_the_guardrail_file(catalog_items, tmp_path):
     ("args", "message"),
     [
         (["--experiment", "sim_x"], "--guardrails {path}: srm: must be one of fail, warn"),
-        (["--batch-file", "b.yml"], "--guardrails judges one run: not with --batch-file"),
+        (
+            ["--batch-file", "b.yml"],
+            "--guardrails judges one run: not with --batch-file or --from-bundle (a bundle "
+            "replays the guardrails it recorded)",
+        ),
     ],
 )
 def test_a_bad_guardrail_file_or_combination_is_exit_2(catalog_items, tmp_path, args, message):
