@@ -259,6 +259,12 @@ if _proxy_ssl_header.lower() not in {"", "off", "none"}:
 # /api/docs/ and /api/schema/ for staff only: the default in production, open under DEBUG.
 API_DOCS_STAFF_ONLY = env.bool("API_DOCS_STAFF_ONLY", default=not DEBUG)
 
+# Experiment results (docs/recsys-experiments.md, "Sequential testing" and "Power and
+# duration"): n*, the total users at which the always-valid confidence sequence is tightest;
+# the relative minimum detectable effect the duration estimate aims for by default.
+RESULTS_SEQUENTIAL_TUNING = env.float("RESULTS_SEQUENTIAL_TUNING", default=5000.0)
+RESULTS_POWER_MDE = env.float("RESULTS_POWER_MDE", default=0.05)
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 # Every record is masked on its way out (config/log_masking.py): no user UUIDs, emails,
 # usernames in query strings, or tokens. The "django" loggers are routed here too, so that

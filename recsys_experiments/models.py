@@ -49,6 +49,9 @@ class Experiment(models.Model):
     # [{"metric": "like_rate", "max_drop": 0.02}, {"metric": "untagged_impressions",
     # "max_share": 0.01}]: evaluated by the results report (lib/guardrails.py).
     guardrails = models.JSONField(default=list, db_default=[], blank=True)
+    # Results use always-valid (sequential) intervals and p-values when true, fixed-horizon
+    # ones when false (docs/recsys-experiments.md, "Sequential testing").
+    sequential_testing = models.BooleanField(default=True, db_default=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

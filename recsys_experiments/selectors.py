@@ -72,6 +72,7 @@ def experiment_definition(experiment: Experiment) -> dict:
         "namespace": experiment.namespace,
         "targeting": experiment.targeting,
         "guardrails": experiment.guardrails,
+        "sequential_testing": experiment.sequential_testing,
     }
 
 

@@ -2,6 +2,8 @@
 recsys_experiments (a lower layer) owns the site and links to these pages by URL name only.
 
 - admin:recsys_diagnostics, /admin/recsys/diagnostics/: is the telemetry path healthy?
+- admin:recsys_power_calculator, /admin/recsys/power-calculator/: users and days an
+  experiment needs (telemetry/results/calculator.py).
 - admin:experiment_results, /admin/recsys_experiments/experiment/<id>/results/ (and
   by-key/<key>/results/): an experiment's results (telemetry/results/admin.py)."""
 
@@ -14,6 +16,7 @@ from recsys_experiments.admin.experiment_admin import ExperimentAdmin, Experimen
 
 from .results.admin import results_view
 from .results.alerts import health_with_experiment_alerts
+from .results.calculator import calculator_view
 
 
 def diagnostics_view(site):
@@ -38,6 +41,13 @@ def register_admin_pages() -> None:
         diagnostics_view,
         "recsys_diagnostics",
         label="Diagnostics",
+        allowed=is_staff,
+    )
+    admin.site.register_page(
+        "recsys/power-calculator/",
+        calculator_view,
+        "recsys_power_calculator",
+        label="Power calculator",
         allowed=is_staff,
     )
     ExperimentAdmin.add_page(

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from recsys_experiments.models import Assignment
 
-# The experiment representation (SPEC.md), plus the guardrails the results report evaluates.
+# The experiment representation (SPEC.md), plus the guardrails the results report evaluates
+# and the inference mode of its results.
 REPRESENTATION_FIELDS = {
     "key",
     "description",
@@ -25,6 +26,7 @@ REPRESENTATION_FIELDS = {
     "created_at",
     "updated_at",
     "guardrails",
+    "sequential_testing",
 }
 
 

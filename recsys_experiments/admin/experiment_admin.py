@@ -102,6 +102,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             ),
             ("Targeting", {"fields": ("platform", ("min_app_version", "max_app_version"))}),
             ("Guardrails", {"fields": ("guardrails",)}),
+            ("Inference", {"fields": ("sequential_testing",)}),
             ("Dates", {"fields": ("started_at", "ended_at", "created_at", "updated_at")}),
         )
 
@@ -113,6 +114,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             fixed += [
                 "variants", "traffic", "namespace_name", "namespace_start", "namespace_end",
                 "platform", "min_app_version", "max_app_version", "guardrails",
+                "sequential_testing",
             ]  # fmt: skip
         return fixed
 

@@ -29,6 +29,7 @@ ERROR_FIELDS = {
     "targeting.min_app_version": "min_app_version",
     "targeting.max_app_version": "max_app_version",
     "guardrails": "guardrails",
+    "sequential_testing": "sequential_testing",
 }
 
 
@@ -92,6 +93,7 @@ class ExperimentForm(forms.ModelForm):
             "min_app_version",
             "max_app_version",
             "guardrails",
+            "sequential_testing",
         )
         widgets = {"key": forms.TextInput(attrs={"size": 40})}
         help_texts = {
@@ -99,6 +101,9 @@ class ExperimentForm(forms.ModelForm):
             "namespace_name": "Experiments sharing a namespace with disjoint ranges exclude "
             "each other. Leave the three namespace fields empty for none.",
             "min_app_version": "Dotted digits; bounds are inclusive.",
+            "sequential_testing": "Results use always-valid (sequential) confidence intervals "
+            "and p-values, safe to check daily; unticked: fixed-horizon ones, valid only when "
+            "read once at the planned end.",
         }
 
     def clean_platform(self):
@@ -126,6 +131,7 @@ class ExperimentForm(forms.ModelForm):
                 for rule in ("platform", "min_app_version", "max_app_version")
             },
             "guardrails": self._value("guardrails") or [],
+            "sequential_testing": bool(self._value("sequential_testing")),
         }
         try:
             self.definition = clean_definition(data)

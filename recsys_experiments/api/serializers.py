@@ -47,6 +47,11 @@ class ExperimentInputSerializer(serializers.Serializer):
         required=False,
         help_text='e.g. [{"metric": "like_rate", "max_drop": 0.02}]; see docs',
     )
+    sequential_testing = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="results use always-valid (sequential) CIs and p-values; false: fixed-horizon",
+    )
 
     def __init__(self, *args, current: dict | None = None, **kwargs):
         """`current`: the definition an edit applies to (PUT, and PATCH with partial=True)."""

@@ -39,6 +39,7 @@ TARGETING_FIELDS = {"platform", "min_app_version", "max_app_version"}
 NAMESPACE_FIELDS = {"name", "start", "end"}
 DEFINITION_FIELDS = (
     "key", "description", "variants", "salt", "traffic", "namespace", "targeting", "guardrails",
+    "sequential_testing",
 )  # fmt: skip
 
 
@@ -237,6 +238,16 @@ def clean_guardrails(value: Any, problems: Problems) -> list[dict]:
     return cleaned
 
 
+def clean_sequential_testing(value: Any, problems: Problems) -> bool:
+    """Always-valid (true, the default) or fixed-horizon (false) inference in the results."""
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        problems.add("sequential_testing", "must be true or false")
+        return True
+    return value
+
+
 def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
     """Clean a whole definition. With `partial_of` (the current definition), only the fields
     present in `data` are checked and the rest are taken from it."""
@@ -308,4 +319,5 @@ CLEANERS = {
     "namespace": clean_namespace,
     "targeting": clean_targeting,
     "guardrails": clean_guardrails,
+    "sequential_testing": clean_sequential_testing,
 }

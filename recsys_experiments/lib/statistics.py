@@ -23,6 +23,21 @@ delta method for a ratio of two independent estimates.
   reduction achieved; without pre-period data exactly the plain lifts.
 - Multiple testing (`adjust_p_values`): Holm (default) or Benjamini-Hochberg, equal to
   statsmodels' `multipletests(method="holm" | "fdr_bh")`.
+
+Sequential (always-valid) inference (`Sequential`, passed as `sequential=` to every lift
+function): the asymptotic confidence sequence of Waudby-Smith, Arnold, Wu, Howard, Ramdas &
+Sekhon, "Anytime-valid inference" / Howard, Ramdas, McAuliffe & Sekhon (2021),
+"Time-uniform, nonparametric, nonasymptotic confidence sequences", Ann. Statist. 49(2), with
+the normal mixture of GrowthBook's gbstats: for an estimate with standard error `se` on `n`
+users in all, the half-width is
+
+    se * sqrt(2 (n rho^2 + 1) / (n rho^2) * log(sqrt(n rho^2 + 1) / alpha))
+
+with rho = sqrt((-2 log alpha + log(-2 log alpha + 1)) / n*) (Howard et al., eq. 161: the
+sequence is tightest at n* users, the tuning parameter). The always-valid p-value is the
+smallest alpha whose sequence (same rho) excludes 0, in closed form
+min(1, sqrt(1 + n rho^2) exp(-z^2 n rho^2 / (2 (1 + n rho^2)))) with z = estimate / se: the
+reciprocal of the normal-mixture martingale, so P(some look has p <= alpha) <= alpha.
 """
 
 from __future__ import annotations
@@ -36,6 +51,45 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 SRM_ALPHA = 0.001
+# n* of the confidence sequence when settings give none (GrowthBook's default).
+SEQUENTIAL_TUNING = 5000
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """Always-valid inference tuned for `tuning` users in all (n*, the sample where the
+    sequence is tightest)."""
+
+    tuning: float = SEQUENTIAL_TUNING
+
+    def __post_init__(self):
+        if not (isinstance(self.tuning, int | float) and math.isfinite(self.tuning)) or (
+            self.tuning < 1
+        ):
+            raise ValueError("the sequential tuning parameter must be a number >= 1")
+
+
+def sequential_rho(tuning: float, alpha: float = 1 - CONFIDENCE) -> float:
+    """The mixing parameter rho that makes the sequence tightest at `tuning` users
+    (Howard et al. 2021, eq. 161; GrowthBook's gbstats)."""
+    log_alpha = math.log(alpha)
+    return math.sqrt((-2 * log_alpha + math.log(-2 * log_alpha + 1)) / tuning)
+
+
+def sequential_half_width(se, n, *, tuning: float, alpha: float = 1 - CONFIDENCE):
+    """Half-width of the asymptotic confidence sequence at level 1 - alpha for an estimate
+    with standard error `se` on `n` users in all. Works on numpy arrays (the simulations)."""
+    a = np.asarray(n, dtype=float) * sequential_rho(tuning, alpha) ** 2
+    return np.asarray(se, dtype=float) * np.sqrt(2 * (a + 1) / a * np.log(np.sqrt(a + 1) / alpha))
+
+
+def sequential_p_value(z, n, *, tuning: float, alpha: float = 1 - CONFIDENCE):
+    """Always-valid two-sided p-value of z = estimate / se on `n` users: the smallest alpha'
+    whose sequence (rho tuned at `alpha`) excludes 0. Works on numpy arrays."""
+    a = np.asarray(n, dtype=float) * sequential_rho(tuning, alpha) ** 2
+    z = np.asarray(z, dtype=float)
+    log_p = 0.5 * np.log1p(a) - z**2 * a / (2 * (1 + a))
+    return np.minimum(1.0, np.exp(log_p))
 
 
 @dataclass(frozen=True)
@@ -124,6 +178,10 @@ class Lift:
     rel_ci_high: float | None = None
     p_value: float | None = None
     reason: str | None = None
+    # Standard error of abs_lift (the power estimates scale it); sequential: the CIs and
+    # p-value are always-valid (Sequential) rather than fixed-horizon.
+    std_error: float | None = None
+    sequential: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -134,15 +192,16 @@ def _z(confidence: float) -> float:
 
 
 def _relative(
-    value: float, var: float, control: float, control_var: float, quantile: float
+    value: float, var: float, control: float, control_var: float, half_width
 ) -> tuple[float | None, float | None, float | None]:
     """value / control - 1 with the delta-method interval for a ratio of independent estimates:
-    Var(a/b) ~ Var(a)/b^2 + a^2 Var(b)/b^4."""
+    Var(a/b) ~ Var(a)/b^2 + a^2 Var(b)/b^4; `half_width(se)` gives the interval's half-width."""
     if control == 0:
         return None, None, None
     rel = value / control - 1
     se = math.sqrt(var / control**2 + value**2 * control_var / control**4)
-    return rel, _finite(rel - quantile * se), _finite(rel + quantile * se)
+    width = half_width(se)
+    return rel, _finite(rel - width), _finite(rel + width)
 
 
 def _lift(
@@ -154,21 +213,41 @@ def _lift(
     quantile: float,
     p_value: float | None,
     reason: str | None = None,
+    sequential: Sequential | None = None,
+    users: int = 0,
+    alpha: float = 1 - CONFIDENCE,
 ) -> Lift:
+    """The Lift of `value` (variance `var`) against `control`: fixed-horizon (interval
+    +- quantile * se, the caller's p-value) or, with `sequential`, always-valid (the
+    confidence sequence on `users` users in all, and its p-value from the unpooled se)."""
     diff = value - control
     se = math.sqrt(var + control_var)
-    rel, rel_low, rel_high = _relative(value, var, control, control_var, quantile)
+    if sequential is None:
+
+        def half_width(s: float) -> float:
+            return quantile * s
+
+    else:
+
+        def half_width(s: float) -> float:
+            return float(sequential_half_width(s, users, tuning=sequential.tuning, alpha=alpha))
+
+        p_value = float(sequential_p_value(diff / se, users, tuning=sequential.tuning, alpha=alpha))
+    rel, rel_low, rel_high = _relative(value, var, control, control_var, half_width)
+    width = half_width(se)
     return Lift(
         value=value,
         control_value=control,
         abs_lift=diff,
-        abs_ci_low=_finite(diff - quantile * se),
-        abs_ci_high=_finite(diff + quantile * se),
+        abs_ci_low=_finite(diff - width),
+        abs_ci_high=_finite(diff + width),
         rel_lift=rel,
         rel_ci_low=rel_low,
         rel_ci_high=rel_high,
         p_value=None if p_value is None else _finite(p_value),
         reason=reason if reason else (ZERO_CONTROL if rel is None else None),
+        std_error=_finite(se),
+        sequential=sequential is not None,
     )
 
 
@@ -192,6 +271,7 @@ def ratio_lift(
     control_numerator: Sequence[float],
     control_denominator: Sequence[float],
     confidence: float = CONFIDENCE,
+    sequential: Sequential | None = None,
 ) -> Lift:
     """Ratio metric (e.g. likes per impression) per variant from per-user numerator and
     denominator totals; the difference of the two ratios is tested with a z-test on the
@@ -212,24 +292,54 @@ def ratio_lift(
         )
     value, var = ratio_estimate(numerator, denominator)
     control, control_var = ratio_estimate(control_numerator, control_denominator)
-    return _from_estimates(value, var, control, control_var, confidence)
+    return _from_estimates(
+        value,
+        var,
+        control,
+        control_var,
+        confidence,
+        sequential=sequential,
+        users=len(numerator) + len(control_numerator),
+    )
 
 
 def _from_estimates(
-    value: float, var: float, control: float, control_var: float, confidence: float
+    value: float,
+    var: float,
+    control: float,
+    control_var: float,
+    confidence: float,
+    *,
+    sequential: Sequential | None = None,
+    users: int = 0,
 ) -> Lift:
     se = math.sqrt(var + control_var)
     if se == 0:
         return Lift(value, control, abs_lift=value - control, reason=ZERO_VARIANCE)
     p_value = float(2 * stats.norm.sf(abs(value - control) / se))
-    return _lift(value, var, control, control_var, quantile=_z(confidence), p_value=p_value)
+    return _lift(
+        value,
+        var,
+        control,
+        control_var,
+        quantile=_z(confidence),
+        p_value=p_value,
+        sequential=sequential,
+        users=users,
+        alpha=1 - confidence,
+    )
 
 
 def mean_lift(
-    *, values: Sequence[float], control_values: Sequence[float], confidence: float = CONFIDENCE
+    *,
+    values: Sequence[float],
+    control_values: Sequence[float],
+    confidence: float = CONFIDENCE,
+    sequential: Sequential | None = None,
 ) -> Lift:
     """Mean per user (one value per user): Welch's t-test and its interval for the difference
-    (Welch-Satterthwaite degrees of freedom); the relative interval uses the same t quantile."""
+    (Welch-Satterthwaite degrees of freedom); the relative interval uses the same t quantile.
+    With `sequential`, the (asymptotic, normal) confidence sequence instead."""
     if len(values) == 0 or len(control_values) == 0:
         return Lift(None, None, reason=EMPTY_ARM)
     a = np.asarray(values, dtype=float)
@@ -244,7 +354,17 @@ def mean_lift(
     t = (mean - control) / math.sqrt(var + control_var)
     p_value = float(2 * stats.t.sf(abs(t), df))
     quantile = float(stats.t.ppf(0.5 + confidence / 2, df))
-    return _lift(mean, var, control, control_var, quantile=quantile, p_value=p_value)
+    return _lift(
+        mean,
+        var,
+        control,
+        control_var,
+        quantile=quantile,
+        p_value=p_value,
+        sequential=sequential,
+        users=len(a) + len(b),
+        alpha=1 - confidence,
+    )
 
 
 def proportion_lift(
@@ -254,9 +374,11 @@ def proportion_lift(
     control_converted: int,
     control_exposed: int,
     confidence: float = CONFIDENCE,
+    sequential: Sequential | None = None,
 ) -> Lift:
     """Users with at least one event: `compare_proportions` (pooled z-test p-value, Wald
-    interval) in the `Lift` shape, with the delta-method relative interval."""
+    interval) in the `Lift` shape, with the delta-method relative interval. With `sequential`,
+    the confidence sequence on the unpooled (Wald) standard error and its p-value."""
     if exposed <= 0 or control_exposed <= 0:
         return Lift(None, None, reason=EMPTY_ARM)
     if exposed < 2 or control_exposed < 2:
@@ -271,7 +393,17 @@ def proportion_lift(
     if base.p_value is None or (p1 * (1 - p1) == 0 and p0 * (1 - p0) == 0):
         return Lift(p1, p0, abs_lift=base.abs_lift, reason=ZERO_VARIANCE)
     var, control_var = p1 * (1 - p1) / exposed, p0 * (1 - p0) / control_exposed
-    return _lift(p1, var, p0, control_var, quantile=_z(confidence), p_value=base.p_value)
+    return _lift(
+        p1,
+        var,
+        p0,
+        control_var,
+        quantile=_z(confidence),
+        p_value=base.p_value,
+        sequential=sequential,
+        users=exposed + control_exposed,
+        alpha=1 - confidence,
+    )
 
 
 CORRECTIONS = ("holm", "bh")
@@ -356,6 +488,7 @@ def cuped_mean_lift(
     control_covariates: Sequence[float],
     confidence: float = CONFIDENCE,
     theta: float | None = None,
+    sequential: Sequential | None = None,
 ) -> CupedLift:
     """Mean per user with CUPED: `mean_lift` (Welch) on the adjusted values
     y - theta (x - mean x), so the adjusted mean is ybar - theta (xbar - pooled xbar) and its
@@ -365,9 +498,19 @@ def cuped_mean_lift(
         values, covariates, control_values, control_covariates, theta
     )
     if theta == 0:
-        lift = mean_lift(values=values, control_values=control_values, confidence=confidence)
+        lift = mean_lift(
+            values=values,
+            control_values=control_values,
+            confidence=confidence,
+            sequential=sequential,
+        )
         return CupedLift(lift, None, 0.0)
-    lift = mean_lift(values=adjusted, control_values=control_adjusted, confidence=confidence)
+    lift = mean_lift(
+        values=adjusted,
+        control_values=control_adjusted,
+        confidence=confidence,
+        sequential=sequential,
+    )
     if len(y1) < 2 or len(y0) < 2:
         return CupedLift(lift, None, theta)
     plain = y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0)
@@ -383,6 +526,7 @@ def cuped_proportion_lift(
     control_covariates: Sequence[float],
     confidence: float = CONFIDENCE,
     theta: float | None = None,
+    sequential: Sequential | None = None,
 ) -> CupedLift:
     """Users with at least one event, with CUPED on each user's 0/1 (the covariate: had one in
     the pre-period). The adjusted share and its variance are as `cuped_mean_lift`'s with the
@@ -400,6 +544,7 @@ def cuped_proportion_lift(
             control_converted=int(y0.sum()),
             control_exposed=len(y0),
             confidence=confidence,
+            sequential=sequential,
         )
         return CupedLift(lift, None, 0.0)
     var, control_var = adjusted.var() / len(y1), control_adjusted.var() / len(y0)
@@ -409,6 +554,8 @@ def cuped_proportion_lift(
         float(control_adjusted.mean()),
         float(control_var),
         confidence,
+        sequential=sequential,
+        users=len(y1) + len(y0),
     )
     plain = y1.var() / len(y1) + y0.var() / len(y0)
     return CupedLift(lift, _variance_reduction(float(plain), float(var + control_var)), theta)
@@ -432,6 +579,7 @@ def cuped_ratio_lift(
     control_pre_numerator: Sequence[float],
     control_pre_denominator: Sequence[float],
     confidence: float = CONFIDENCE,
+    sequential: Sequential | None = None,
 ) -> CupedLift:
     """Ratio metric with CUPED through the delta method (regression adjustment of the
     linearised ratio, as GrowthBook's `RegressionAdjustedRatioStatistic` and Statsig's CUPED for
@@ -446,6 +594,7 @@ def cuped_ratio_lift(
         control_numerator=control_numerator,
         control_denominator=control_denominator,
         confidence=confidence,
+        sequential=sequential,
     )
     arms = [
         [np.asarray(a, dtype=float) for a in arm]
@@ -481,6 +630,14 @@ def cuped_ratio_lift(
         var = max(var_plain + (theta**2 * var_v - 2 * theta * cov) / n, 0.0)
         estimates.append((float(value), float(var), var_plain))
     (value, var, var_plain1), (control, control_var, var_plain0) = estimates
-    lift = _from_estimates(value, var, control, control_var, confidence)
+    lift = _from_estimates(
+        value,
+        var,
+        control,
+        control_var,
+        confidence,
+        sequential=sequential,
+        users=len(numerator) + len(control_numerator),
+    )
     reduction = _variance_reduction(var_plain1 + var_plain0, var + control_var)
     return CupedLift(lift, reduction, theta)

@@ -51,6 +51,7 @@ def _apply_definition(experiment: Experiment, definition: dict) -> None:
     experiment.min_app_version = targeting.get("min_app_version")
     experiment.max_app_version = targeting.get("max_app_version")
     experiment.guardrails = definition["guardrails"]
+    experiment.sequential_testing = definition["sequential_testing"]
 
 
 def _save_new(experiment: Experiment) -> None:

@@ -17,7 +17,7 @@ from recsys_experiments.lib.svg_chart import forest_plot, line_chart
 from recsys_experiments.models import AuditEntry
 from recsys_experiments.selectors import experiment_assignment_counts
 
-from .analysis import experiment_results, parse_date, parse_phase
+from .analysis import experiment_results, parse_date, parse_mde, parse_phase
 from .selectors import (
     BREAKDOWN_VIEWS,
     experiment_daily_breakdown,
@@ -29,15 +29,17 @@ BREAKDOWN_TITLES = {"source": "Source", "position": "Position", "genre": "Genre"
 
 
 def _results(request, experiment) -> tuple[dict, dict]:
-    """The results for ?phase=N&from=YYYY-MM-DD&to=YYYY-MM-DD (each optional: the latest
-    phase, its whole run); a bad value is shown as an error and the defaults are used."""
-    chosen = {name: request.GET.get(name, "") for name in ("phase", "from", "to")}
+    """The results for ?phase=N&from=YYYY-MM-DD&to=YYYY-MM-DD&mde=0.03 (each optional: the
+    latest phase, its whole run, the default MDE); a bad value is shown as an error and the
+    defaults are used."""
+    chosen = {name: request.GET.get(name, "") for name in ("phase", "from", "to", "mde")}
     try:
         results = experiment_results(
             experiment,
             phase=parse_phase(chosen["phase"]),
             date_from=parse_date(chosen["from"], "from"),
             date_to=parse_date(chosen["to"], "to"),
+            mde=parse_mde(chosen["mde"]),
         )
     except InvalidInput as error:
         messages.error(request, f"{error.message}; showing the latest phase, whole run")
@@ -136,7 +138,9 @@ def results_view(model_admin, request, experiment):
         )
     forest = mark_safe(  # noqa: S308 - forest_plot escapes every label
         forest_plot(
-            title="Relative lift vs control, 95% CI (per metric and variant)",
+            title="Relative lift vs control, 95% "
+            + ("always-valid " if results["inference"] == "sequential" else "")
+            + "CI (per metric and variant)",
             rows=[
                 (f"{row['metric']} · {row['variant']}", *_relative(row))
                 for row in results["metrics"]

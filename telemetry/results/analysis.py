@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -33,7 +34,12 @@ from recsys_experiments.lib.guardrails import (
     check_guardrail,
     evaluate,
 )
-from recsys_experiments.lib.statistics import compare_proportions, sample_ratio_mismatch
+from recsys_experiments.lib.power import ALPHA, POWER, duration, number_from
+from recsys_experiments.lib.statistics import (
+    Sequential,
+    compare_proportions,
+    sample_ratio_mismatch,
+)
 from recsys_experiments.models import Experiment, ExperimentPhase
 from telemetry.models import Metric
 from telemetry.results.metrics import experiment_metrics, metric_rows, primary_metric
@@ -230,6 +236,68 @@ def parse_phase(value, field: str = "phase") -> int | None:
     return int(text)
 
 
+MAX_MDE = 10.0
+
+
+def parse_mde(value, field: str = "mde") -> float | None:
+    """A relative minimum detectable effect (0.03 = 3%) from a query parameter or option, or
+    None when absent; InvalidInput naming `field` otherwise."""
+    if value is None or value == "":
+        return None
+    number = number_from(value)
+    if number is None or not 0 < number <= MAX_MDE:
+        reason = f"must be a relative effect above 0 and at most {MAX_MDE:g}, e.g. 0.05"
+        raise InvalidInput({field: [reason]})
+    return number
+
+
+def sequential_mode(experiment: Experiment, sequential: bool | None = None) -> Sequential | None:
+    """The inference the results use: the experiment's choice unless `sequential` overrides
+    it; n* from settings RESULTS_SEQUENTIAL_TUNING."""
+    chosen = experiment.sequential_testing if sequential is None else sequential
+    return Sequential(float(settings.RESULTS_SEQUENTIAL_TUNING)) if chosen else None
+
+
+POWER_METHOD = "fixed-horizon two-sided z-test"
+
+
+def power_summary(
+    primary: Metric | None, rows: list[dict], variants: list[dict], window: Window, mde: float
+) -> dict:
+    """For the primary metric: per non-control variant the MDE at the current sample (80%
+    power, alpha 0.05 two-sided, fixed horizon) and the users and days to reach a relative
+    MDE `mde` at the observed daily arrivals (clean exposed users per day of the window)."""
+    users = sum(variant["exposed_users"] for variant in variants)
+    elapsed = max(0.0, (window.end - window.start).total_seconds() / 86400)
+    summary = {
+        "metric": primary.key if primary else None,
+        "method": POWER_METHOD,
+        "alpha": ALPHA,
+        "power": POWER,
+        "target_mde_rel": mde,
+        "exposed_users": users,
+        "elapsed_days": elapsed,
+        "daily_users": users / elapsed if elapsed > 0 else None,
+        "comparisons": [],
+    }
+    if primary is None:
+        return {**summary, "reason": "no primary metric"}
+    for row in rows:
+        if row["metric"] != primary.key:
+            continue
+        summary["comparisons"].append(
+            duration(
+                variant=row["variant"],
+                std_error=row.get("std_error"),
+                control_value=row["control_value"],
+                users=users,
+                elapsed_days=elapsed,
+                target_mde_rel=mde,
+            ).as_dict()
+        )
+    return summary
+
+
 def experiment_phases(experiment: Experiment) -> list[dict]:
     """The experiment's phases, oldest first. An experiment written without the services (no
     phase rows) has one phase: its run with its current definition."""
@@ -355,17 +423,24 @@ def experiment_results(
     now: datetime | None = None,
     correction: str = "holm",
     guardrails: list[dict] | None = None,
+    sequential: bool | None = None,
+    mde: float | None = None,
 ) -> dict:
     """Per-variant metrics of the clean population, comparisons with control, the excluded
     users, sample ratio mismatch of the phase and guardrails, for one phase (default the
     latest) over its window narrowed by `days`, `date_from` and `date_to`. `guardrails` are
     extra ones (a customer's guardrail file), judged beside the experiment's own: each result
-    says its `source` ("experiment" or "file") and `guardrails_passed` covers both."""
+    says its `source` ("experiment" or "file") and `guardrails_passed` covers both. The metric
+    rows are always-valid when the experiment uses sequential testing (or `sequential` says
+    so); `power` estimates the primary metric's MDE and the days to a relative MDE `mde`
+    (default settings RESULTS_POWER_MDE)."""
     extra_guardrails = list(guardrails or [])
     for index, guardrail in enumerate(extra_guardrails):
         for name, reason in check_guardrail(guardrail):
             raise InvalidInput({f"guardrails[{index}]{'.' + name if name else ''}": [reason]})
     all_guardrails = [*experiment.guardrails, *extra_guardrails]
+    mode = sequential_mode(experiment, sequential)
+    target_mde = float(settings.RESULTS_POWER_MDE) if mde is None else mde
     phases = experiment_phases(experiment)
     selected = _select_phase(phases, phase)
     window = analysis_window(selected, days=days, date_from=date_from, date_to=date_to, now=now)
@@ -413,7 +488,14 @@ def experiment_results(
     phase_start = datetime.fromisoformat(selected["started_at"]) if selected else None
     metric_results = (
         metric_rows(
-            experiment, population, span, metrics, control, correction, phase_start=phase_start
+            experiment,
+            population,
+            span,
+            metrics,
+            control,
+            correction,
+            phase_start=phase_start,
+            sequential=mode,
         )
         if has_window
         else []
@@ -426,7 +508,14 @@ def experiment_results(
     )
     guardrail_rows = metric_results + (
         metric_rows(
-            experiment, population, span, extra, control, correction, phase_start=phase_start
+            experiment,
+            population,
+            span,
+            extra,
+            control,
+            correction,
+            phase_start=phase_start,
+            sequential=mode,
         )
         if has_window and extra
         else []
@@ -461,8 +550,11 @@ def experiment_results(
         "comparisons": comparisons,
         "primary_metric": primary.key if primary else None,
         "correction": correction,
+        "inference": "sequential" if mode else "fixed",
+        "sequential_tuning": mode.tuning if mode else None,
         "metrics": metric_results,
         "guardrails": judged,
         "guardrails_passed": all(result["passed"] for result in judged),
         "ranking": _ranking(_population(experiment, selected, window, user_ids, query=RANKING)),
+        "power": power_summary(primary, metric_results, variants, window, target_mde),
     }

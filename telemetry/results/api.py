@@ -17,7 +17,7 @@ from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.statistics import CORRECTIONS
 from recsys_experiments.selectors import experiment_get
 
-from .analysis import experiment_results, parse_date, parse_phase
+from .analysis import experiment_results, parse_date, parse_mde, parse_phase
 from .selectors import BREAKDOWN_VIEWS, experiment_daily_breakdown, parse_breakdown_view
 
 
@@ -46,7 +46,12 @@ METRIC_ROW = inline_serializer(
         "p_adjusted": serializers.FloatField(
             allow_null=True, help_text="corrected across metrics x variants (`correction`)"
         ),
-        "sequential": serializers.BooleanField(),
+        "sequential": serializers.BooleanField(
+            help_text="always-valid (sequential) CI and p-value; false: fixed-horizon"
+        ),
+        "std_error": serializers.FloatField(
+            allow_null=True, help_text="standard error of abs_lift"
+        ),
         "cuped": serializers.BooleanField(
             help_text="adjusted by the users' pre-period values (RESULTS_CUPED_DAYS > 0)"
         ),
@@ -123,6 +128,13 @@ class ExperimentMetricsApi(AdminExperimentApi):
                 description="adds `breakdown`: that daily view (rec_variant_<view>_daily_"
                 "metrics_v1) per variant over the whole UTC days of the window",
             ),
+            OpenApiParameter(
+                "mde",
+                float,
+                required=False,
+                description="relative minimum detectable effect for the `power` duration "
+                "estimate, e.g. 0.03 (default settings RESULTS_POWER_MDE)",
+            ),
         ],
         responses={
             200: inline_serializer(
@@ -141,9 +153,20 @@ class ExperimentMetricsApi(AdminExperimentApi):
                     "comparisons": serializers.ListField(child=serializers.DictField()),
                     "primary_metric": serializers.CharField(allow_null=True),
                     "correction": serializers.ChoiceField(choices=list(CORRECTIONS)),
+                    "inference": serializers.ChoiceField(
+                        choices=["sequential", "fixed"],
+                        help_text="the experiment's sequential_testing choice",
+                    ),
+                    "sequential_tuning": serializers.FloatField(
+                        allow_null=True, help_text="n* of the confidence sequence"
+                    ),
                     "metrics": METRIC_ROW,
                     "guardrails": serializers.ListField(child=serializers.DictField()),
                     "guardrails_passed": serializers.BooleanField(),
+                    "power": serializers.DictField(
+                        help_text="primary metric: MDE now and days to reach `mde` "
+                        "(fixed-horizon, 80% power, alpha 0.05 two-sided)"
+                    ),
                     "ranking": serializers.ListField(
                         child=serializers.DictField(),
                         help_text="ranking provenance seen in the window: one row per "
@@ -158,7 +181,7 @@ class ExperimentMetricsApi(AdminExperimentApi):
                 description="Invalid input: `errors` names the bad parameter: `phase` (not a "
                 "number, or no such phase), `from` or `to` (not a real YYYY-MM-DD date, or "
                 "`from` after `to`), `days` (not 1-366), `correction` (not holm or bh), "
-                "`view` (not source, position or genre)."
+                "`view` (not source, position or genre), `mde` (not a number in (0, 10])."
             ),
             404: OpenApiResponse(description="No such experiment."),
         },
@@ -170,6 +193,7 @@ class ExperimentMetricsApi(AdminExperimentApi):
         date_to = parse_date(params.get("to"), "to")
         days = days_param(request) if "days" in params else None
         view = parse_breakdown_view(params.get("view"))
+        mde = parse_mde(params.get("mde"))
         correction = correction_param(request)
         experiment = experiment_get(key)
         results = experiment_results(
@@ -179,6 +203,7 @@ class ExperimentMetricsApi(AdminExperimentApi):
             date_to=date_to,
             days=days,
             correction=correction,
+            mde=mde,
         )
         if view is not None:
             results["breakdown"] = experiment_daily_breakdown(

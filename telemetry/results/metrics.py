@@ -32,6 +32,7 @@ from recsys_experiments.lib.statistics import (
     CORRECTIONS,
     CupedLift,
     Lift,
+    Sequential,
     adjust_p_values,
     cuped_mean_lift,
     cuped_proportion_lift,
@@ -228,18 +229,27 @@ def per_user_counts(
     return counts
 
 
-def metric_lift(metric: Metric, users: Sequence[UserCounts], control: Sequence[UserCounts]) -> Lift:
-    """The metric's lift of one variant's users against control's users."""
+def metric_lift(
+    metric: Metric,
+    users: Sequence[UserCounts],
+    control: Sequence[UserCounts],
+    sequential: Sequential | None = None,
+) -> Lift:
+    """The metric's lift of one variant's users against control's users (always-valid
+    intervals and p-value with `sequential`, fixed-horizon ones without)."""
     if metric.kind == RATIO:
         return ratio_lift(
             numerator=[u.count(metric.numerator) for u in users],
             denominator=[u.count(metric.denominator) for u in users],
             control_numerator=[u.count(metric.numerator) for u in control],
             control_denominator=[u.count(metric.denominator) for u in control],
+            sequential=sequential,
         )
     if metric.kind == MEAN:
         return mean_lift(
-            values=per_user_values(metric, users), control_values=per_user_values(metric, control)
+            values=per_user_values(metric, users),
+            control_values=per_user_values(metric, control),
+            sequential=sequential,
         )
     if metric.kind == PROPORTION:
         return proportion_lift(
@@ -247,15 +257,20 @@ def metric_lift(metric: Metric, users: Sequence[UserCounts], control: Sequence[U
             exposed=len(users),
             control_converted=sum(u.count(metric.numerator) > 0 for u in control),
             control_exposed=len(control),
+            sequential=sequential,
         )
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
 
 def metric_cuped_lift(
-    metric: Metric, users: Sequence[UserCounts], control: Sequence[UserCounts]
+    metric: Metric,
+    users: Sequence[UserCounts],
+    control: Sequence[UserCounts],
+    sequential: Sequential | None = None,
 ) -> CupedLift:
     """The metric's CUPED lift: each user's covariate is the same metric over their
-    pre-period counts (`UserCounts.before`; zero without any)."""
+    pre-period counts (`UserCounts.before`; zero without any); always-valid intervals and
+    p-value on the adjusted standard errors with `sequential`."""
     if metric.kind == RATIO:
         num, den = metric.numerator, metric.denominator
         return cuped_ratio_lift(
@@ -267,6 +282,7 @@ def metric_cuped_lift(
             control_denominator=[u.count(den) for u in control],
             control_pre_numerator=[u.before.count(num) for u in control],
             control_pre_denominator=[u.before.count(den) for u in control],
+            sequential=sequential,
         )
     if metric.kind == MEAN:
         kept, kept_control = _valued(metric, users), _valued(metric, control)
@@ -275,6 +291,7 @@ def metric_cuped_lift(
             covariates=_pre_values(metric, kept),
             control_values=per_user_values(metric, kept_control),
             control_covariates=_pre_values(metric, kept_control),
+            sequential=sequential,
         )
     if metric.kind == PROPORTION:
         return cuped_proportion_lift(
@@ -282,6 +299,7 @@ def metric_cuped_lift(
             covariates=[float(u.before.count(metric.numerator) > 0) for u in users],
             control_converted=[u.count(metric.numerator) > 0 for u in control],
             control_covariates=[float(u.before.count(metric.numerator) > 0) for u in control],
+            sequential=sequential,
         )
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
@@ -331,16 +349,19 @@ def metric_rows(
     *,
     phase_start: datetime | None = None,
     pre_days: int | None = None,
+    sequential: Sequential | None = None,
 ) -> list[dict]:
     """One row per metric and non-control variant: {metric, kind, variant, control_value,
     value, abs_lift, abs_ci_low, abs_ci_high, rel_lift, rel_ci_low, rel_ci_high, p_value,
-    p_adjusted, sequential, cuped, variance_reduction, reason?}. `p_value` is always the raw
-    p-value (what the primary metric is judged on); `p_adjusted` corrects across all rows
-    (metrics x variants) by Holm (default) or Benjamini-Hochberg ("bh"); a row with no test
-    has neither. With CUPED (`pre_days`, default settings.RESULTS_CUPED_DAYS, > 0; the
+    p_adjusted, sequential, std_error, cuped, variance_reduction, reason?}. `p_value` is
+    always the raw p-value (what the primary metric is judged on); `p_adjusted` corrects across
+    all rows (metrics x variants) by Holm (default) or Benjamini-Hochberg ("bh"); a row with no
+    test has neither. With CUPED (`pre_days`, default settings.RESULTS_CUPED_DAYS, > 0; the
     pre-period ends at each user's first exposure at or after `phase_start`) the values, lifts,
     intervals and p-values are the adjusted ones, `variance_reduction` is
-    1 - Var(adjusted lift) / Var(plain lift), None without pre-period data."""
+    1 - Var(adjusted lift) / Var(plain lift), None without pre-period data. With `sequential`
+    the intervals and p-values are always-valid (`sequential: true`) and the correction applies
+    to those p-values; `std_error` is the absolute lift's standard error (after CUPED)."""
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}")
     if control not in experiment.variant_names:
@@ -361,11 +382,13 @@ def metric_rows(
             if variant == control:
                 continue
             if pre_days > 0:
-                cuped = metric_cuped_lift(metric, by_variant[variant], by_variant[control])
+                cuped = metric_cuped_lift(
+                    metric, by_variant[variant], by_variant[control], sequential
+                )
                 lift, reduction = cuped.lift, cuped.variance_reduction
             else:
                 lift, reduction = (
-                    metric_lift(metric, by_variant[variant], by_variant[control]),
+                    metric_lift(metric, by_variant[variant], by_variant[control], sequential),
                     None,
                 )
             row = {"metric": metric.key, "kind": metric.kind, "variant": variant, **lift.as_dict()}
@@ -389,9 +412,10 @@ def metric_rows(
                 "rel_ci_high": row["rel_ci_high"],
                 "p_value": row["p_value"],
                 "p_adjusted": p_adjusted,
-                "sequential": False,
+                "sequential": sequential is not None,
                 "cuped": row["cuped"],
                 "variance_reduction": row["variance_reduction"],
+                "std_error": row["std_error"],
                 **({"reason": reason} if reason else {}),
             }
         )

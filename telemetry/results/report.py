@@ -76,6 +76,7 @@ def report_lines(results: dict) -> list[str]:
             f"{ci:>21} {_p(row['p_value']):>7}"
         )
     lines += metric_lines(results)
+    lines += power_lines(results)
     lines += ranking_lines(results)
     if results["guardrails"]:
         lines.append("")
@@ -128,6 +129,7 @@ def metric_lines(results: dict) -> list[str]:
     primary = results.get("primary_metric")
     lines = [
         "",
+        inference_line(results),
         f"metrics (p adjusted by {results['correction']} across metrics x variants"
         + (f"; primary: {primary}, judged on its raw p" if primary else "")
         + "; CUPED = variance reduction by the users' pre-period values)",
@@ -144,6 +146,54 @@ def metric_lines(results: dict) -> list[str]:
             f"{_p(row['p_value']):>7} {_p(row['p_adjusted']):>7} {_reduction(row):>6}"
             + (f"  ({row['reason']})" if row.get("reason") else "")
         )
+    return lines
+
+
+def inference_line(results: dict) -> str:
+    """Which intervals and p-values the metric rows hold."""
+    if results.get("inference") == "sequential":
+        return (
+            "inference: sequential (always-valid CIs and p-values, safe to check at every look; "
+            f"tuned for n* = {results['sequential_tuning']:g} users)"
+        )
+    return "inference: fixed-horizon (valid when read once, at the planned end)"
+
+
+def _days(value) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def power_lines(results: dict) -> list[str]:
+    """The primary metric's MDE now and the days to reach the target MDE."""
+    power = results.get("power")
+    if not power:
+        return []
+    head = f"power ({power['method']}, {power['power']:.0%} power, alpha {power['alpha']:g}): "
+    if power["metric"] is None:
+        return ["", head + (power.get("reason") or "no primary metric")]
+    arrivals = "—" if power["daily_users"] is None else f"{power['daily_users']:.1f}"
+    lines = [
+        "",
+        head + f"{power['metric']}, {power['exposed_users']} users in "
+        f"{power['elapsed_days']:.1f} days ({arrivals} per day); target MDE "
+        f"{power['target_mde_rel']:.2%} relative",
+    ]
+    for row in power["comparisons"]:
+        mde = (
+            "—"
+            if row["mde_abs"] is None
+            else f"{row['mde_abs']:.4g}"
+            + ("" if row["mde_rel"] is None else f" ({row['mde_rel']:.2%} relative)")
+        )
+        line = f"  {row['variant']}: MDE now {mde}"
+        if row["days_needed"] is not None:
+            line += (
+                f"; {row['users_needed']} users, {_days(row['days_needed'])} days in all "
+                f"({_days(row['days_remaining'])} to go) for the target"
+            )
+        if row.get("reason"):
+            line += f" ({row['reason']})"
+        lines.append(line)
     return lines
 
 

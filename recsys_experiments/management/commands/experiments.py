@@ -1,3 +1,4 @@
+import argparse
 import json
 
 from django.core.management.base import CommandError
@@ -74,6 +75,13 @@ class Command(RecsysCommand):
         create.add_argument("--max-app-version")
         create.add_argument(
             "--guardrails", metavar="JSON", help='e.g. [{"metric": "like_rate", "max_drop": 0.02}]'
+        )
+        create.add_argument(
+            "--sequential-testing",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="always-valid (sequential) CIs and p-values in the results (the default); "
+            "--no-sequential-testing: fixed-horizon",
         )
         self.add_json_flag(create)
 
@@ -168,6 +176,7 @@ class Command(RecsysCommand):
             "namespace": parse_namespace(options["namespace"]) if options["namespace"] else None,
             "targeting": {rule: value for rule, value in targeting.items() if value is not None},
             "guardrails": self._json_option(options, "guardrails"),
+            "sequential_testing": options["sequential_testing"],
         }
         experiment = experiment_create(data=data, actor=None, source=SOURCE)
         message = f"created draft {experiment.key}"

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
 from telemetry.management.commands.guardrails import apply_file, load_file_option
-from telemetry.results.analysis import experiment_results, parse_date
+from telemetry.results.analysis import experiment_results, parse_date, parse_mde
 from telemetry.results.provenance import bundle_write, code_version, experiment_snapshot
 from telemetry.results.report import report_lines
 
@@ -16,8 +16,10 @@ class Command(RecsysCommand):
         "An experiment's results for one phase (default the latest) over its run, optionally "
         "narrowed by --days (the last N UTC days of the phase) and --from/--to (UTC dates): "
         "exposed users of the clean population, conversion per outcome type, lift versus "
-        "control with 95% CI and p-value, excluded users, sample ratio mismatch and "
-        "guardrails. Exits 1 when a guardrail fails (not when it only lacks data); with "
+        "control with 95% CI and p-value (always-valid when the experiment uses sequential "
+        "testing), excluded users, sample ratio mismatch, guardrails, and the primary metric's "
+        "power: MDE now and days to reach --mde. Exits 1 when a guardrail fails (not when "
+        "it only lacks data); with "
         "--guardrails FILE a customer's guardrail file is judged too (its srm and "
         "not_enough_data rules included; exit 2 when the file is bad)."
     )
@@ -30,6 +32,11 @@ class Command(RecsysCommand):
         parser.add_argument(
             "--days", type=int, help="the last N UTC days of the phase, ending at its end"
         )
+        parser.add_argument(
+            "--mde",
+            help="relative minimum detectable effect for the duration estimate, e.g. 0.03 "
+            "(default settings RESULTS_POWER_MDE)",
+        )
         parser.add_argument("--guardrails", metavar="FILE", help="a customer's guardrail file")
         parser.add_argument(
             "--report-dir", metavar="DIR",
@@ -39,7 +46,18 @@ class Command(RecsysCommand):
         self.add_json_flag(parser, "print JSON")
 
     def run(
-        self, *, key, phase, date_from, date_to, days, as_json, guardrails, report_dir, **options
+        self,
+        *,
+        key,
+        phase,
+        date_from,
+        date_to,
+        days,
+        mde,
+        as_json,
+        guardrails,
+        report_dir,
+        **options,
     ):
         guardrail_file = load_file_option(guardrails, "--guardrails") if guardrails else None
         if days is not None and not 1 <= days <= 366:
@@ -47,6 +65,7 @@ class Command(RecsysCommand):
         if phase is not None and phase < 1:
             raise CommandError("--phase must be a phase number from 1")
         date_from, date_to = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+        mde = parse_mde(mde, "--mde")
         if date_from and date_to and date_from > date_to:
             raise CommandError("--from must not be after --to")
         experiment = self.get_experiment(key)
@@ -58,6 +77,7 @@ class Command(RecsysCommand):
             date_to=date_to,
             days=days,
             guardrails=file_guardrails,
+            mde=mde,
         )
         if report_dir:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -67,6 +87,7 @@ class Command(RecsysCommand):
                 "from": date_from,
                 "to": date_to,
                 "days": days,
+                "mde": mde,
                 "guardrails_file": guardrails,
                 "guardrails": file_guardrails or [],
             }

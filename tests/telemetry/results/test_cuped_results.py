@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from deck.services import deck_build
 from recsys_experiments.db_roles import END_USER_ROLE, acting_as
-from recsys_experiments.lib.statistics import cuped_ratio_lift, ratio_lift
+from recsys_experiments.lib.statistics import Sequential, cuped_ratio_lift, ratio_lift
 from telemetry.models import ExperimentMetric, Metric
 from telemetry.results.analysis import experiment_results
 from telemetry.results.metrics import pre_period_counts
@@ -113,7 +113,8 @@ def test_results_are_cuped_adjusted_and_report_the_variance_reduction(history, s
     experiment, observed = history
     settings.RESULTS_CUPED_DAYS = 7
 
-    results = experiment_results(experiment)
+    # Fixed-horizon here; the sequential read of the same CUPED estimate is checked below.
+    results = experiment_results(experiment, sequential=False)
 
     [row] = [r for r in results["metrics"] if r["metric"] == "like_rate"]
     y, d, x, e = arms(observed, "treatment")
@@ -144,13 +145,27 @@ def test_results_are_cuped_adjusted_and_report_the_variance_reduction(history, s
     assert row["abs_ci_high"] - row["abs_ci_low"] < plain.abs_ci_high - plain.abs_ci_low
     for other in results["metrics"]:
         assert other["cuped"] is True and other["variance_reduction"] is not None
+    # The experiment's default, sequential: the confidence sequence on the CUPED standard error.
+    [row] = [r for r in experiment_results(experiment)["metrics"] if r["metric"] == "like_rate"]
+    sequential = cuped_ratio_lift(
+        numerator=y, denominator=d, pre_numerator=x, pre_denominator=e,
+        control_numerator=cy, control_denominator=cd, control_pre_numerator=cx,
+        control_pre_denominator=ce, sequential=Sequential(settings.RESULTS_SEQUENTIAL_TUNING),
+    )  # fmt: skip
+    assert row["sequential"] is True and row["cuped"] is True
+    assert (row["abs_ci_low"], row["abs_ci_high"], row["p_value"]) == pytest.approx(
+        (sequential.lift.abs_ci_low, sequential.lift.abs_ci_high, sequential.lift.p_value),
+        rel=1e-9,
+    )
+    assert row["std_error"] == pytest.approx(expected.lift.std_error, rel=1e-9)
 
 
 def test_cuped_days_zero_gives_the_plain_rows(history, settings):
     experiment, observed = history
     settings.RESULTS_CUPED_DAYS = 0
 
-    [row] = [r for r in experiment_results(experiment)["metrics"] if r["metric"] == "like_rate"]
+    results = experiment_results(experiment, sequential=False)
+    [row] = [r for r in results["metrics"] if r["metric"] == "like_rate"]
 
     y, d, _, _ = arms(observed, "treatment")
     cy, cd, _, _ = arms(observed, "control")

@@ -25,8 +25,9 @@ IMPRESSIONS = 10
 
 def plant(key: str, likes: dict[str, list[int]]) -> object:
     """An experiment (one phase, 6 days old) whose users each saw IMPRESSIONS impressions;
-    `likes[variant]` lists each user's likes. Rows go in with one executemany each."""
-    experiment = ActiveExperimentFactory(key=key, started_at=days_ago(6))
+    `likes[variant]` lists each user's likes. Rows go in with one executemany each. The limits
+    below are set against fixed-horizon intervals (test_sequential.py judges a sequential one)."""
+    experiment = ActiveExperimentFactory(key=key, started_at=days_ago(6), sequential_testing=False)
     phase(experiment, 1, days_ago(6))
     item = MediaItemFactory()
     impressions, outcomes, assignments = [], [], []
