@@ -21,7 +21,8 @@ from recsys_experiments.db_roles import END_USER_ROLE, acting_as
 from recsys_experiments.lib.errors import IllegalTransition
 from recsys_experiments.models import Assignment
 from recsys_experiments.services.assignments import assignment_override
-from telemetry.models import Impression, Outcome
+from telemetry.models import Conversion, Impression, Outcome
+from telemetry.services import conversions_record
 from tests.factories.experiments import ActiveExperimentFactory
 from tests.factories.users import UserFactory
 from tests.helpers import api_error_fields
@@ -268,6 +269,16 @@ def two_identities(catalog):
 def test_login_with_the_anonymous_token_merges_the_install_into_the_account(two_identities):
     world = two_identities
     install_user, account = world["install_user"], world["account"]
+    # Conversions move too, and a clashing client event id is renamed like an outcome's.
+    for user, event_ids in ((install_user, ["c1", "c2"]), (account, ["c1"])):
+        with transaction.atomic(), acting_as(END_USER_ROLE, user.pk):
+            conversions_record(
+                user=user,
+                conversions=[
+                    {"event_id": event_id, "metric_name": "purchase", "value": 1}
+                    for event_id in event_ids
+                ],
+            )
 
     response = log_in("mobile", anonymous_token=world["install"]["token"])
 
@@ -301,7 +312,14 @@ def test_login_with_the_anonymous_token_merges_the_install_into_the_account(two_
         "rec_user_experiment_assignments": {"kept_account": 1, "moved": 1},
         "rec_impressions": {"moved": 4},
         "rec_outcomes": {"renamed": 1, "dropped": 0, "moved": 1},
+        "rec_conversions": {"renamed": 1, "dropped": 0, "moved": 1},
+        "rec_exposures": {"renamed": 0, "dropped": 0, "moved": 0},
     }
+    assert sorted(Conversion.objects.filter(user=account).values_list("event_id", flat=True)) == [
+        "c1",
+        "c2",
+        f"{renamed_prefix(install_user.pk)}c1",
+    ]
     assert body["merged"] == {"anonymous_user_id": str(install_user.pk), "counts": counts}
     # Audited, with the counts.
     entry = IdentityMerge.objects.get()
@@ -511,6 +529,8 @@ def test_sign_up_with_the_anonymous_token_turns_the_install_into_the_account(cat
         "rec_user_experiment_assignments": {"kept": 1},
         "rec_impressions": {"kept": 4},
         "rec_outcomes": {"kept": 1},
+        "rec_conversions": {"kept": 0},
+        "rec_exposures": {"kept": 0},
     }
     # The device id no longer leads to the account: a password does.
     assert anonymous(DEVICE).json()["user_id"] != install["user_id"]

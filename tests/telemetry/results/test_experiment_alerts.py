@@ -8,12 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from recsys_experiments.lib.statistics import ratio_lift, sample_ratio_mismatch
+from recsys_experiments.lib.statistics import Sequential, ratio_lift, sample_ratio_mismatch
 from recsys_experiments.models import Experiment
 from telemetry.results.alerts import experiment_alerts
 from tests.factories.catalog import MediaItemFactory
@@ -114,6 +115,8 @@ def test_a_planted_srm_and_a_planted_breach_fire_and_nothing_else(several):
         denominator=[IMPRESSIONS] * len(HARMFUL),
         control_numerator=CONTROL,
         control_denominator=[IMPRESSIONS] * len(CONTROL),
+        # New experiments use always-valid intervals; the alert reports the interval judged.
+        sequential=Sequential(settings.RESULTS_SEQUENTIAL_TUNING),
     )
     assert code == 1
     assert body["active_alerts"] == []  # the telemetry itself is healthy
