@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import ClassVar
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -95,9 +97,18 @@ class ExperimentAdmin(admin.ModelAdmin):
         are first built). Adding the same route again replaces it."""
         ExperimentAdmin.pages[page.route] = page
 
-    class Media:
-        # The admin's own add/remove-row machinery for the variant rows (forms.VariantFormSet).
-        js = ("admin/js/inlines.js",)
+    @property
+    def media(self):
+        # The admin's own add/remove-row machinery for the variant rows (forms.VariantFormSet),
+        # loaded as an inline's media is: after jQuery and jquery.init.js.
+        extra = "" if settings.DEBUG else ".min"
+        return super().media + forms.Media(
+            js=[
+                f"admin/js/vendor/jquery/jquery{extra}.js",
+                "admin/js/jquery.init.js",
+                "admin/js/inlines.js",
+            ]
+        )
 
     def get_actions(self, request):
         actions = super().get_actions(request)
