@@ -642,7 +642,9 @@ def test_duplicate_selected_reports_each_failure_and_keeps_the_copies_that_worke
 
 
 @pytest.mark.parametrize("selected", ["\x00", "notauuid", "999999"])
-@pytest.mark.parametrize("action", ["activate_selected", "duplicate_selected", "delete_selected"])
+@pytest.mark.parametrize(
+    "action", ["activate_selected", "duplicate_selected", "delete_selected_drafts"]
+)
 def test_an_action_on_a_selection_naming_no_valid_id_changes_nothing(admin, action, selected):
     experiment = ExperimentFactory(key="untouched")
 
