@@ -75,6 +75,15 @@ class IndentedJSONField(forms.JSONField):
         return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+class ConfigJSONField(IndentedJSONField):
+    """The raw-JSON fallback of a variant's config: blank when there is nothing in it."""
+
+    def prepare_value(self, value):
+        if value in ({}, None):
+            return ""
+        return super().prepare_value(value)
+
+
 class WeightField(forms.FloatField):
     """A positive number, optionally written as a percentage ("70%")."""
 
@@ -100,7 +109,7 @@ class VariantForm(forms.Form):
         widget=forms.TextInput(attrs={"size": 7, "class": "recsys-weight", "inputmode": "decimal"}),
         help_text="any positive number or a percentage; stored normalised to sum 1",
     )
-    config_json = IndentedJSONField(
+    config_json = ConfigJSONField(
         required=False,
         label="other config (JSON)",
         widget=forms.Textarea(attrs={"rows": 1, "cols": 24, "class": "recsys-config-json"}),
