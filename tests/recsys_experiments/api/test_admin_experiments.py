@@ -28,6 +28,7 @@ ENDPOINTS = [
     ("post", f"{BASE}/some_key/end", None),
     ("post", f"{BASE}/some_key/duplicate", None),
     ("post", f"{BASE}/some_key/rotate-salt", {"confirm": True}),
+    ("delete", f"{BASE}/some_key", None),
 ]
 
 
