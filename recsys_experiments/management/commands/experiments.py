@@ -152,10 +152,14 @@ class Command(RecsysCommand):
             self.stdout.write("no experiments")
             return
         self.stdout.write(f"{'KEY':32} {'STATUS':7} {'TRAFFIC':>7} {'USERS':>7}  SPLIT")
+        now = timezone.now()
         for e in experiments:
+            schedule = schedule_summary(
+                status=e.status, started_at=e.started_at, ended_at=e.ended_at, now=now
+            )
             self.stdout.write(
                 f"{e.key:32} {e.status:7} {e.traffic:>7.0%} {e.enrolled_users:>7}  "
-                f"{split_summary(e.variants)}"
+                f"{split_summary(e.variants)}" + (f"  [{schedule}]" if schedule else "")
             )
 
     def handle_show(self, *, key, as_json, **options):

@@ -64,6 +64,7 @@ def test_create_and_schedule_set_the_times_and_say_when(db):
     out = run("schedule", "ranking_v2", "--end", future(73))
 
     assert "scheduled (starts in 2 days)" in out and "ends in 3 days" in out
+    assert "[scheduled (starts in 2 days); ends in 3 days]" in run("list")
     cleared = run("schedule", "ranking_v2", "--start", "none", "--end", "none")
     assert cleared.strip() == "ranking_v2: no schedule"
 
