@@ -276,6 +276,7 @@ class AuditAction(models.TextChoices):
     ROTATE_SALT = "rotate_salt", "Rotated salt"
     OVERRIDE = "override", "Forced variant"
     RESET = "reset", "Reset to auto"
+    DELETE = "delete", "Deleted"
 
 
 class AuditEntry(models.Model):
@@ -311,3 +312,22 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_key}: {self.action}"
+
+
+class RetiredExperimentKey(models.Model):
+    """A key that can never be used again: that of a deleted draft which users had been
+    assigned to (manual overrides). Whatever was recorded under the key (assignments,
+    impressions and outcomes tagged with it, audit entries) would otherwise merge with a new
+    experiment of the same key."""
+
+    key = models.TextField(primary_key=True)
+    experiment_id = models.UUIDField()
+    retired_at = models.DateTimeField(db_default=Now())
+    reason = models.TextField()
+
+    class Meta:
+        db_table = "rec_retired_experiment_keys"
+        ordering = ("-retired_at",)
+
+    def __str__(self) -> str:
+        return self.key

@@ -11,21 +11,25 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import ClassVar
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from recsys_experiments.lib.display import split_summary, status_colour
+from recsys_experiments.lib.display import schedule_summary, split_summary, status_colour
 from recsys_experiments.lib.errors import DomainError, NotFound
 from recsys_experiments.lib.text import shown
 from recsys_experiments.models import Experiment, ExperimentStatus
 from recsys_experiments.selectors import auto_assignments_count, experiment_get
 from recsys_experiments.services.experiments import (
     experiment_create,
+    experiment_delete,
     experiment_update,
 )
 
@@ -69,6 +73,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_display = (
         "key",
         "status_badge",
+        "schedule",
         "started_at",
         "ended_at",
         "updated_at",
@@ -92,10 +97,57 @@ class ExperimentAdmin(admin.ModelAdmin):
         are first built). Adding the same route again replaces it."""
         ExperimentAdmin.pages[page.route] = page
 
+    @property
+    def media(self):
+        # The admin's own add/remove-row machinery for the variant rows (forms.VariantFormSet),
+        # loaded as an inline's media is: after jQuery and jquery.init.js.
+        extra = "" if settings.DEBUG else ".min"
+        return super().media + forms.Media(
+            js=[
+                f"admin/js/vendor/jquery/jquery{extra}.js",
+                "admin/js/jquery.init.js",
+                "admin/js/inlines.js",
+            ]
+        )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # Django's "Delete selected" would delete active experiments unaudited:
+        # lifecycle.delete_selected_drafts replaces it.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or obj.status == ExperimentStatus.DRAFT)
+
+    def delete_model(self, request, obj):
+        experiment_delete(experiment=obj, actor=request.user, source=SOURCE)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        experiment = self.get_object(request, unquote(object_id))
+        if experiment is not None and experiment.status != ExperimentStatus.DRAFT:
+            if not self.has_view_or_change_permission(request, experiment):
+                raise PermissionDenied
+            self.message_user(
+                request,
+                f'Cannot delete experiment "{experiment.key}": it is {experiment.status}; only '
+                "drafts can be deleted"
+                + (" (end it instead)." if experiment.status == ExperimentStatus.ACTIVE else "."),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self.change_url(experiment))
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as error:  # activated by someone else since the page was shown
+            self.message_user(request, f"Not deleted: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def get_fieldsets(self, request, obj=None):
+        # The variant rows (form.variant_formset) are rendered after the first fieldset by
+        # the change_form template.
         return (
             (None, {"fields": ("key", "description", "status_badge", "salt")}),
-            ("Variants", {"fields": ("variants",)}),
             (
                 "Who is enrolled",
                 {"fields": ("traffic", ("namespace_name", "namespace_start", "namespace_end"))},
@@ -103,17 +155,20 @@ class ExperimentAdmin(admin.ModelAdmin):
             ("Targeting", {"fields": ("platform", ("min_app_version", "max_app_version"))}),
             ("Guardrails", {"fields": ("guardrails",)}),
             ("Inference", {"fields": ("sequential_testing",)}),
-            ("Dates", {"fields": ("started_at", "ended_at", "created_at", "updated_at")}),
+            (
+                "Schedule",
+                {"fields": ("schedule", ("started_at", "ended_at"), "created_at", "updated_at")},
+            ),
         )
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = ["status_badge", "salt", "started_at", "ended_at", "created_at", "updated_at"]
+        fixed = ["status_badge", "schedule", "salt", "created_at", "updated_at"]
         if obj is not None and obj.status != ExperimentStatus.DRAFT:
-            fixed.append("key")
+            fixed += ["key", "started_at"]
         if obj is not None and obj.status == ExperimentStatus.ENDED:
             fixed += [
-                "variants", "traffic", "namespace_name", "namespace_start", "namespace_end",
-                "platform", "min_app_version", "max_app_version", "guardrails",
+                "traffic", "namespace_name", "namespace_start", "namespace_end",
+                "platform", "min_app_version", "max_app_version", "guardrails", "ended_at",
                 "sequential_testing",
             ]  # fmt: skip
         return fixed
@@ -127,6 +182,20 @@ class ExperimentAdmin(admin.ModelAdmin):
             '<span class="recsys-badge" style="background:{}">{}</span>',
             status_colour(obj.status),
             obj.status,
+        )
+
+    @admin.display(description="schedule")
+    def schedule(self, obj):
+        if obj is None or obj.pk is None or obj._state.adding:
+            return "-"
+        return (
+            schedule_summary(
+                status=obj.status,
+                started_at=obj.started_at,
+                ended_at=obj.ended_at,
+                now=timezone.now(),
+            )
+            or "-"
         )
 
     @admin.display(description="split")
@@ -159,6 +228,9 @@ class ExperimentAdmin(admin.ModelAdmin):
             saved = experiment_create(data=form.definition, actor=request.user, source=SOURCE)
         obj.pk = saved.pk
         obj.refresh_from_db()
+        # The stored weights are normalised: say so, as the editor will show them.
+        stored = ", ".join(f"{v['name']} {v['weight']:.6g}" for v in obj.variants)
+        self.message_user(request, f"Stored weights (normalised to sum 1): {stored}.")
 
     # --- per-experiment pages ---------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from recsys_experiments.models import ExperimentStatus
 from recsys_experiments.selectors import auto_assignments_count
 from recsys_experiments.services.experiments import (
     experiment_activate,
+    experiment_delete,
     experiment_duplicate,
     experiment_end,
     experiment_rotate_salt,
@@ -26,6 +27,7 @@ from recsys_experiments.services.experiments import (
 
 SOURCE = "admin"
 END_CONFIRMATION = "admin/recsys_experiments/experiment/end_confirmation.html"
+DELETE_CONFIRMATION = "admin/recsys_experiments/experiment/delete_confirmation_drafts.html"
 
 
 # --- list actions ---------------------------------------------------------------------------
@@ -84,7 +86,29 @@ def duplicate_selected(model_admin, request, queryset):
         model_admin.message_user(request, f"Created drafts: {', '.join(copies)}", messages.SUCCESS)
 
 
-ACTIONS = (activate_selected, end_selected, duplicate_selected)
+@admin.action(description="Delete selected drafts…", permissions=["delete"])
+def delete_selected_drafts(model_admin, request, queryset):
+    """Replaces Django's "Delete selected": only drafts, through the service (audited, keys
+    of drafts with assignments retired); the others are refused with the reason."""
+    if request.POST.get("post") == "yes":
+        _each(model_admin, request, queryset, experiment_delete, "Deleted drafts")
+        return None
+    return TemplateResponse(
+        request,
+        DELETE_CONFIRMATION,
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": "Delete drafts?",
+            "opts": model_admin.model._meta,
+            "experiments": queryset,
+            "drafts": [e for e in queryset if e.status == ExperimentStatus.DRAFT],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "delete_selected_drafts",
+        },
+    )
+
+
+ACTIONS = (activate_selected, end_selected, duplicate_selected, delete_selected_drafts)
 
 
 # --- per-experiment pages -------------------------------------------------------------------

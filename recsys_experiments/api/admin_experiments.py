@@ -14,6 +14,7 @@ from recsys_experiments.selectors import (
 from recsys_experiments.services.experiments import (
     experiment_activate,
     experiment_create,
+    experiment_delete,
     experiment_duplicate,
     experiment_end,
     experiment_rotate_salt,
@@ -83,6 +84,11 @@ class ExperimentListCreateApi(AdminExperimentApi):
 
 
 class ExperimentDetailApi(AdminExperimentApi):
+    def get_permissions(self):
+        if self.request.method == "DELETE":
+            self.change_permission = "recsys_experiments.delete_experiment"
+        return super().get_permissions()
+
     @extend_schema(tags=TAGS, responses=ExperimentOutputSerializer)
     def get(self, request, key):
         return Response(experiment_representation(experiment_get(key)))
@@ -115,6 +121,18 @@ class ExperimentDetailApi(AdminExperimentApi):
     )
     def patch(self, request, key):
         return self._update(request, key, partial=True)
+
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={204: None},
+        description="Delete a draft (audited). Active and ended experiments answer 409 with "
+        "the reason. The key of a deleted draft that users were assigned to is retired: "
+        "creating an experiment with it again answers 400 naming `key`.",
+    )
+    def delete(self, request, key):
+        experiment_delete(experiment=experiment_get(key), actor=request.user, source=SOURCE)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ExperimentActivateApi(AdminExperimentApi):

@@ -18,7 +18,10 @@ from recsys_experiments.lib.experiment_rules import clean_definition, clean_edit
 
 class VariantSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="1-64 letters, digits, '_' or '-'; unique")
-    weight = serializers.FloatField(help_text="> 0; all weights sum to 1 ± 0.01 (normalised)")
+    weight = serializers.FloatField(
+        help_text="> 0; any positive numbers (70 and 30, or 1, 1 and 2): stored normalised to "
+        "sum 1, and the stored weights are returned"
+    )
     config = serializers.DictField(required=False, help_text="ranking knob overrides")
 
 
@@ -51,6 +54,18 @@ class ExperimentInputSerializer(serializers.Serializer):
         required=False,
         default=True,
         help_text="results use always-valid (sequential) CIs and p-values; false: fixed-horizon",
+    )
+    started_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="scheduled start of a draft (ISO 8601 with a timezone, not in the past); "
+        "fixed once active; omitted: unchanged, null: no schedule",
+    )
+    ended_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="scheduled end of a draft or active experiment (after started_at, not in "
+        "the past); omitted: unchanged, null: no scheduled end",
     )
 
     def __init__(self, *args, current: dict | None = None, **kwargs):

@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 import re
 import secrets
+from datetime import datetime
 from typing import Any
 
 from .constants import ACTIVE, ENDED, KEY_RE, PLATFORMS, SALT_RE
 from .errors import IllegalTransition, InvalidInput
 from .guardrails import check_guardrail
-from .hashing import WEIGHT_SUM_TOLERANCE, normalise_weights
+from .hashing import normalise_weights
 from .knobs import check_config
 from .targeting import APP_VERSION_PATTERN, app_version_key
 from .text import json_problems, path_part
@@ -41,6 +42,13 @@ DEFINITION_FIELDS = (
     "key", "description", "variants", "salt", "traffic", "namespace", "targeting", "guardrails",
     "sequential_testing",
 )  # fmt: skip
+# The schedule: writable beside the definition (omitted = unchanged, null = cleared), checked
+# against the status and the clock by `check_schedule`.
+SCHEDULE_FIELDS = ("started_at", "ended_at")
+MAX_TIMESTAMP_LENGTH = 64
+TIMESTAMP_EXAMPLE = "2026-12-01T09:00:00+00:00"
+# A weight this small next to the total would be stored as 0 (never assigned).
+MIN_WEIGHT_SHARE = 1e-9
 
 
 class Problems:
@@ -120,8 +128,9 @@ def clean_traffic(value: Any, problems: Problems) -> float | None:
 
 
 def clean_variants(value: Any, problems: Problems) -> list[dict] | None:
-    """At least two variants with unique names, weights > 0 summing to 1 ± 0.01 (stored
-    normalised to 1) and a config object whose keys are ranking knobs (`lib/knobs.py`)."""
+    """At least two variants with unique names, weights > 0 (any positive numbers: 70/30,
+    1/1/2, percentages), stored normalised to sum 1 (a vector already summing to 1 within
+    1e-9 is kept as is), and a config object whose keys are ranking knobs (`lib/knobs.py`)."""
     if not isinstance(value, list) or not 2 <= len(value) <= MAX_VARIANTS:
         problems.add("variants", f"must be a list of 2 to {MAX_VARIANTS} variants")
         return None
@@ -160,12 +169,84 @@ def clean_variants(value: Any, problems: Problems) -> list[dict] | None:
         cleaned.append({"name": name, "weight": weight, "config": config})
     if not valid:
         return None
-    total = sum(variant["weight"] for variant in cleaned)
-    if abs(total - 1) > WEIGHT_SUM_TOLERANCE:
-        problems.add("variants", f"weights must sum to 1 (± {WEIGHT_SUM_TOLERANCE}), not {total:g}")
+    total = sum(float(variant["weight"]) for variant in cleaned)
+    if not math.isfinite(total):
+        problems.add("variants", "weights are too large to add up; use percentages")
         return None
     weights = normalise_weights([float(variant["weight"]) for variant in cleaned])
+    for index, weight in enumerate(weights):
+        if weight < MIN_WEIGHT_SHARE:
+            problems.add(f"variants[{index}].weight", "is too small next to the other weights")
+            valid = False
+    if not valid:
+        return None
     return [{**variant, "weight": weight} for variant, weight in zip(cleaned, weights, strict=True)]
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An aware datetime from an ISO 8601 string with a timezone (or an aware datetime), else
+    None. Impossible dates (Feb 30, hour 25) are None too."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None and value.utcoffset() is not None else None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TIMESTAMP_LENGTH:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None and parsed.utcoffset() is not None else None
+
+
+def clean_schedule(data: dict, problems: Problems) -> dict:
+    """The schedule fields present in `data`, parsed: {field: aware datetime or None}."""
+    cleaned = {}
+    for field in SCHEDULE_FIELDS:
+        if field not in data:
+            continue
+        value = data[field]
+        if value is None or value == "":
+            cleaned[field] = None
+            continue
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            problems.add(
+                field,
+                "must be an ISO 8601 timestamp with a timezone, such as "
+                f"{TIMESTAMP_EXAMPLE}, or null",
+            )
+        else:
+            cleaned[field] = parsed
+    return cleaned
+
+
+def check_schedule(*, status: str, current: dict, schedule: dict, now: datetime) -> dict:
+    """The schedule fields `schedule` (from `clean_schedule`) changes, checked against the
+    experiment's status and `now`: `started_at` of a draft is its scheduled start, `ended_at`
+    of a draft or an active experiment its scheduled end. A new time must not be in the past;
+    the end must come after the start; an active experiment's start and an ended one's dates
+    are fixed. `current`: the stored {started_at, ended_at}."""
+    changed = {field: value for field, value in schedule.items() if value != current.get(field)}
+    if not changed:
+        return {}
+    if status == ENDED:
+        raise IllegalTransition("the dates of an ended experiment are final")
+    if status == ACTIVE and "started_at" in changed:
+        raise IllegalTransition(
+            "the start of an active experiment is fixed (a scheduled end may change)"
+        )
+    problems = Problems()
+    for field, value in changed.items():
+        if value is not None and value < now:
+            what = "start" if field == "started_at" else "end"
+            problems.add(
+                field, f"a scheduled {what} must not be in the past (now is {now.isoformat()})"
+            )
+    merged = {**current, **changed}
+    start, end = merged.get("started_at"), merged.get("ended_at")
+    if start is not None and end is not None and not end > start:
+        problems.add("ended_at", "must be after started_at")
+    problems.raise_if_any()
+    return changed
 
 
 def clean_namespace(value: Any, problems: Problems) -> dict | None:
@@ -254,7 +335,7 @@ def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
     problems = Problems()
     if not isinstance(data, dict):
         raise InvalidInput({"body": ["must be a JSON object"]})
-    for unknown in sorted(set(data) - set(DEFINITION_FIELDS), key=str):
+    for unknown in sorted(set(data) - set(DEFINITION_FIELDS) - set(SCHEDULE_FIELDS), key=str):
         problems.add(path_part(unknown), "is not an experiment field")
     merged = {**(partial_of or {}), **data}
     # A field holding text the database cannot store (or absurdly nested JSON) is reported
@@ -268,6 +349,8 @@ def clean_definition(data: dict, *, partial_of: dict | None = None) -> dict:
         field: None if field in unstorable else clean(merged.get(field), problems)
         for field, clean in CLEANERS.items()
     }
+    # Only the schedule fields `data` gives (a PUT without them leaves the schedule alone).
+    cleaned.update(clean_schedule(data, problems))
     problems.raise_if_any()
     return cleaned
 
@@ -290,7 +373,11 @@ def check_edit_allowed(*, status: str, current: dict, definition: dict) -> set[s
     IllegalTransition when the experiment's status forbids changing them: ended experiments
     take description edits only; an active one keeps its key, salt (rotate-salt changes it)
     and variant names."""
-    changed = {field for field, value in definition.items() if value != current[field]}
+    changed = {
+        field
+        for field, value in definition.items()
+        if field in DEFINITION_FIELDS and value != current[field]
+    }
     key = current["key"]
     if status == ENDED and changed - {"description"}:
         raise IllegalTransition(

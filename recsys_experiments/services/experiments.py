@@ -9,24 +9,45 @@ Phases (rec_experiment_phases): activation opens phase 1; every change to the we
 traffic, namespace or targeting of an active experiment, and every salt rotation, closes the
 current phase and opens the next, in the same transaction as the change and its audit entry;
 ending closes the last phase. Results are computed per phase.
+
+Scheduling: `started_at` of a draft is its scheduled start and `ended_at` (of a draft or an
+active experiment) its scheduled end. rec_active_experiments() serves only active experiments
+inside [started_at, ended_at), so serving stops at a scheduled end by itself; the status
+changes (with the same audit entries as a manual activate/end) when `experiments_tick` runs
+(`manage.py experiments tick`, from cron every minute): it activates the drafts whose start
+has come and ends the active experiments whose end has passed.
+
+Deleting: only drafts, audited. The key of a deleted draft that users were assigned to is
+retired (rec_retired_experiment_keys) and never accepted again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.postgres.functions import TransactionNow
 from django.db import IntegrityError, transaction
 from django.db.models import Count
+from django.utils import timezone
 
 from recsys_experiments.lib import experiment_rules
 from recsys_experiments.lib.constants import KEY_RE
-from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
-from recsys_experiments.lib.experiment_rules import clean_definition, clean_edit, generate_salt
+from recsys_experiments.lib.errors import DomainError, IllegalTransition, InvalidInput
+from recsys_experiments.lib.experiment_rules import (
+    SCHEDULE_FIELDS,
+    check_schedule,
+    clean_definition,
+    clean_edit,
+    generate_salt,
+)
 from recsys_experiments.models import (
     AssignmentMode,
     AuditAction,
     Experiment,
     ExperimentPhase,
     ExperimentStatus,
+    RetiredExperimentKey,
 )
 from recsys_experiments.selectors import (
     experiment_definition,
@@ -54,7 +75,41 @@ def _apply_definition(experiment: Experiment, definition: dict) -> None:
     experiment.sequential_testing = definition["sequential_testing"]
 
 
+def experiment_schedule(experiment: Experiment) -> dict:
+    return {field: getattr(experiment, field) for field in SCHEDULE_FIELDS}
+
+
+def _check_schedule(experiment: Experiment, definition: dict, now: datetime | None) -> dict:
+    """The schedule fields the definition changes (checked), applied to `experiment`."""
+    changed = check_schedule(
+        status=experiment.status,
+        current=experiment_schedule(experiment),
+        schedule={f: definition[f] for f in SCHEDULE_FIELDS if f in definition},
+        now=now or timezone.now(),
+    )
+    for field, value in changed.items():
+        setattr(experiment, field, value)
+    return changed
+
+
+def retired_key_problem(key: str) -> str | None:
+    """Why `key` cannot be used, when it is retired."""
+    if RetiredExperimentKey.objects.filter(key=key).exists():
+        return (
+            f'"{key}" was the key of a deleted experiment that users were assigned to; '
+            "keys are never reused: choose another"
+        )
+    return None
+
+
+def _check_key_free(key: str) -> None:
+    problem = retired_key_problem(key)
+    if problem:
+        raise InvalidInput({"key": [problem]})
+
+
 def _save_new(experiment: Experiment) -> None:
+    _check_key_free(experiment.key)
     try:
         with transaction.atomic():
             experiment.save(force_insert=True)
@@ -69,13 +124,16 @@ def _locked(experiment: Experiment) -> Experiment:
     return Experiment.objects.select_for_update().get(pk=experiment.pk)
 
 
-def _phase_close(experiment: Experiment) -> int:
-    """Ends the open phase now (this transaction's time); its number (0 when none is open)."""
+def _phase_close(experiment: Experiment, at=None) -> int:
+    """Ends the open phase at `at` (default: now, this transaction's time); its number (0 when
+    none is open)."""
     current = ExperimentPhase.objects.filter(experiment=experiment).order_by("-number").first()
     if current is None:
         return 0
     if current.ended_at is None:
-        current.ended_at = TransactionNow()
+        # A phase opened after a scheduled end had passed (an edit before the tick) ends
+        # when it started: empty, never served.
+        current.ended_at = max(at, current.started_at) if at is not None else TransactionNow()
         current.save(update_fields=["ended_at"])
     return current.number
 
@@ -95,9 +153,11 @@ def _phase_next(experiment: Experiment) -> None:
 
 
 @transaction.atomic
-def experiment_create(*, data: dict, actor, source: str) -> Experiment:
+def experiment_create(*, data: dict, actor, source: str, now: datetime | None = None):
+    """A new draft; `started_at`/`ended_at` in `data` schedule its start and end."""
     definition = clean_definition(data)
     experiment = Experiment(created_by=actor if getattr(actor, "pk", None) else None)
+    _check_schedule(experiment, definition, now)
     _apply_definition(experiment, definition)
     _save_new(experiment)
     audit_record(
@@ -110,16 +170,29 @@ def experiment_create(*, data: dict, actor, source: str) -> Experiment:
     return experiment
 
 
-def experiment_check_edit(experiment: Experiment, definition: dict) -> set[str]:
+def experiment_check_edit(
+    experiment: Experiment, definition: dict, *, now: datetime | None = None
+) -> set[str]:
     """The fields `definition` changes, or the error that forbids the edit: the status rules
-    of `lib.experiment_rules.check_edit_allowed`, and InvalidInput when the new variants drop
-    a variant that users are still assigned to (a draft's manual overrides): they would be
-    served a variant that no longer exists."""
+    of `lib.experiment_rules.check_edit_allowed` and `check_schedule`, InvalidInput for a
+    retired key, and InvalidInput when the new variants drop a variant that users are still
+    assigned to (a draft's manual overrides): they would be served a variant that no longer
+    exists."""
     changed = experiment_rules.check_edit_allowed(
         status=experiment.status,
         current=experiment_definition(experiment),
         definition=definition,
     )
+    changed |= set(
+        check_schedule(
+            status=experiment.status,
+            current=experiment_schedule(experiment),
+            schedule={f: definition[f] for f in SCHEDULE_FIELDS if f in definition},
+            now=now or timezone.now(),
+        )
+    )
+    if "key" in changed:
+        _check_key_free(definition["key"])
     _check_no_assigned_variant_dropped(experiment, definition["variants"])
     return changed
 
@@ -149,16 +222,26 @@ def _check_no_assigned_variant_dropped(experiment: Experiment, variants: list[di
 
 
 @transaction.atomic
-def experiment_update(*, experiment: Experiment, data: dict, partial: bool, actor, source: str):
-    """Edit the definition. PUT (partial=False) needs every required field; PATCH only the
-    ones it changes. Status and timestamps change only through the lifecycle functions."""
+def experiment_update(
+    *,
+    experiment: Experiment,
+    data: dict,
+    partial: bool,
+    actor,
+    source: str,
+    now: datetime | None = None,
+):
+    """Edit the definition and the schedule. PUT (partial=False) needs every required field;
+    PATCH only the ones it changes; both leave the schedule alone when they do not name
+    started_at/ended_at. The status changes only through the lifecycle functions."""
     experiment = _locked(experiment)
     definition = clean_edit(data, current=experiment_definition(experiment), partial=partial)
-    changed = experiment_check_edit(experiment, definition)
+    changed = experiment_check_edit(experiment, definition, now=now)
     if not changed:
         return experiment
     before = experiment_representation(experiment)
     phase_before = experiment.phase_definition()
+    _check_schedule(experiment, definition, now)
     _apply_definition(experiment, definition)
     try:
         with transaction.atomic():
@@ -181,7 +264,28 @@ def experiment_update(*, experiment: Experiment, data: dict, partial: bool, acto
     return experiment
 
 
-def _transition(experiment: Experiment, *, action: str, allowed_from: str, actor, source: str):
+def _start_time(experiment: Experiment, now: datetime | None):
+    """A scheduled start still ahead is kept (served from then on); otherwise the experiment
+    starts now: the given `now`, or this transaction's now(), which rec_active_experiments()
+    compares against (the app server's clock, or statement time, would leave a
+    just-activated experiment inactive)."""
+    scheduled = experiment.started_at
+    if scheduled is not None and scheduled > (now or timezone.now()):
+        return scheduled
+    return now or TransactionNow()
+
+
+def _end_time(experiment: Experiment, now: datetime | None):
+    """A scheduled end already passed is kept (serving stopped then); otherwise now."""
+    scheduled = experiment.ended_at
+    if scheduled is not None and scheduled <= (now or timezone.now()):
+        return scheduled
+    return now or TransactionNow()
+
+
+def _transition(
+    experiment: Experiment, *, action: str, allowed_from: str, actor, source: str, now=None
+):
     experiment = _locked(experiment)
     if experiment.status != allowed_from:
         hint = " (duplicate it to run it again)" if experiment.status == "ended" else ""
@@ -189,20 +293,23 @@ def _transition(experiment: Experiment, *, action: str, allowed_from: str, actor
             f'cannot {action} experiment "{experiment.key}": it is {experiment.status}{hint}'
         )
     before = experiment_representation(experiment)
-    # now() of this transaction, which rec_active_experiments() compares against: the app
-    # server's clock (or statement time) would leave a just-activated experiment inactive.
     if action == AuditAction.ACTIVATE:
+        if experiment.ended_at is not None and experiment.ended_at <= (now or timezone.now()):
+            raise IllegalTransition(
+                f'cannot activate experiment "{experiment.key}": its scheduled end '
+                f"({experiment.ended_at.isoformat()}) has passed; clear or move ended_at first"
+            )
         experiment.status = ExperimentStatus.ACTIVE
-        experiment.started_at = experiment.started_at or TransactionNow()
+        experiment.started_at = _start_time(experiment, now)
     else:
         experiment.status = ExperimentStatus.ENDED
-        experiment.ended_at = TransactionNow()
+        experiment.ended_at = _end_time(experiment, now)
     experiment.save()
     experiment.refresh_from_db()
     if action == AuditAction.ACTIVATE:
         _phase_open(experiment, number=1, started_at=experiment.started_at)
     else:
-        _phase_close(experiment)
+        _phase_close(experiment, at=experiment.ended_at)
     audit_record(
         experiment=experiment,
         action=action,
@@ -215,32 +322,103 @@ def _transition(experiment: Experiment, *, action: str, allowed_from: str, actor
 
 
 @transaction.atomic
-def experiment_activate(*, experiment: Experiment, actor, source: str) -> Experiment:
+def experiment_activate(*, experiment: Experiment, actor, source: str, now=None) -> Experiment:
+    """Draft -> active. A scheduled start still ahead is kept (served from then on)."""
     return _transition(
         experiment,
         action=AuditAction.ACTIVATE,
         allowed_from=ExperimentStatus.DRAFT,
         actor=actor,
         source=source,
+        now=now,
     )
 
 
 @transaction.atomic
-def experiment_end(*, experiment: Experiment, actor, source: str) -> Experiment:
+def experiment_end(*, experiment: Experiment, actor, source: str, now=None) -> Experiment:
+    """Active -> ended. A scheduled end already passed stays the end time."""
     return _transition(
         experiment,
         action=AuditAction.END,
         allowed_from=ExperimentStatus.ACTIVE,
         actor=actor,
         source=source,
+        now=now,
     )
+
+
+@dataclass(frozen=True)
+class TickResult:
+    key: str
+    action: str  # "activate" or "end"
+    error: str | None = None
+
+
+def experiments_tick(*, now: datetime | None = None, source: str = "command") -> list[TickResult]:
+    """Activate the drafts whose scheduled start has come and end the active experiments
+    whose scheduled end has passed, each in its own transaction, with the same audit entries
+    as a manual activate/end (actor none). One failure (a draft whose end passed before it
+    started) is reported and does not stop the others."""
+    moment = now or timezone.now()
+    due = [
+        (experiment, AuditAction.END, experiment_end)
+        for experiment in Experiment.objects.filter(
+            status=ExperimentStatus.ACTIVE, ended_at__lte=moment
+        ).order_by("ended_at", "key")
+    ] + [
+        (experiment, AuditAction.ACTIVATE, experiment_activate)
+        for experiment in Experiment.objects.filter(
+            status=ExperimentStatus.DRAFT, started_at__lte=moment
+        ).order_by("started_at", "key")
+    ]
+    results = []
+    for experiment, action, service in due:
+        try:
+            service(experiment=experiment, actor=None, source=source, now=now)
+        except DomainError as error:
+            results.append(TickResult(experiment.key, action, error.message))
+        else:
+            results.append(TickResult(experiment.key, action))
+    return results
+
+
+@transaction.atomic
+def experiment_delete(*, experiment: Experiment, actor, source: str) -> None:
+    """Delete a draft (with its manual overrides), audited; active and ended experiments
+    refuse (end one instead: its data stays). When users had been assigned to the draft, its
+    key is retired for good. The audit entry outlives the row (experiment_key is text)."""
+    experiment = _locked(experiment)
+    if experiment.status != ExperimentStatus.DRAFT:
+        raise IllegalTransition(
+            f'cannot delete experiment "{experiment.key}": it is {experiment.status}; only '
+            "drafts can be deleted"
+            + (" (end it instead)" if experiment.status == ExperimentStatus.ACTIVE else "")
+        )
+    assigned = experiment.assignments.count()
+    before = experiment_representation(experiment)
+    if assigned:
+        RetiredExperimentKey.objects.create(
+            key=experiment.key,
+            experiment_id=experiment.pk,
+            reason=f"deleted draft with {assigned} assignment{'' if assigned == 1 else 's'}",
+        )
+    audit_record(
+        experiment=experiment,
+        action=AuditAction.DELETE,
+        actor=actor,
+        source=source,
+        before=before,
+        after={"deleted": True, "assignments_deleted": assigned, "key_retired": bool(assigned)},
+    )
+    experiment.delete()
 
 
 def _free_copy_key(key: str) -> str:
     for attempt in range(1, 1000):
         suffix = "_copy" if attempt == 1 else f"_copy{attempt}"
         candidate = key[: 63 - len(suffix)] + suffix
-        if not Experiment.objects.filter(key=candidate).exists():
+        taken = Experiment.objects.filter(key=candidate).exists()
+        if not taken and not retired_key_problem(candidate):
             return candidate
     raise InvalidInput({"key": ["no free copy key; give one explicitly"]})
 

@@ -32,6 +32,8 @@ PAGES = {
     "admin-index": "/admin/",
     "experiments": EXPERIMENT,
     "experiment-editor": EXPERIMENT + "by-key/swipe_blend_test/",
+    # The fragment survives the by-key redirect: the page opens at the variant rows.
+    "variant-editor": EXPERIMENT + "by-key/swipe_blend_test/#variants-group",
     "rotate-salt": EXPERIMENT + "by-key/swipe_blend_test/rotate-salt/",
     "experiment-results": EXPERIMENT + "by-key/swipe_blend_test/results/",
     "experiment-breakdowns": EXPERIMENT + "by-key/swipe_blend_test/results/#recsys-breakdown",

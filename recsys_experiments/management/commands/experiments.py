@@ -2,9 +2,11 @@ import argparse
 import json
 
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from recsys_experiments.lib.constants import EXPERIMENT_STATUSES, PLATFORMS
-from recsys_experiments.lib.display import split_summary
+from recsys_experiments.lib.display import schedule_summary, split_summary
+from recsys_experiments.lib.experiment_rules import parse_timestamp
 from recsys_experiments.lib.text import shown
 from recsys_experiments.management.base import SOURCE, RecsysCommand
 from recsys_experiments.selectors import (
@@ -15,9 +17,12 @@ from recsys_experiments.selectors import (
 from recsys_experiments.services.experiments import (
     experiment_activate,
     experiment_create,
+    experiment_delete,
     experiment_duplicate,
     experiment_end,
     experiment_rotate_salt,
+    experiment_update,
+    experiments_tick,
 )
 
 
@@ -45,7 +50,10 @@ def parse_namespace(text: str) -> dict:
 
 
 class Command(RecsysCommand):
-    help = "Manage experiments: list, show, create, activate, end, duplicate, rotate-salt."
+    help = (
+        "Manage experiments: list, show, create, schedule, activate, end, duplicate, "
+        "rotate-salt, delete, tick."
+    )
 
     def add_actions(self, subparsers):
         listing = subparsers.add_parser("list", help="list experiments")
@@ -83,7 +91,33 @@ class Command(RecsysCommand):
             help="always-valid (sequential) CIs and p-values in the results (the default); "
             "--no-sequential-testing: fixed-horizon",
         )
+        create.add_argument(
+            "--start", metavar="ISO_TIME", help="scheduled start, e.g. 2026-12-01T09:00:00+00:00"
+        )
+        create.add_argument("--end", metavar="ISO_TIME", help="scheduled end")
         self.add_json_flag(create)
+
+        schedule = subparsers.add_parser(
+            "schedule",
+            help="set or clear the scheduled start (drafts) and end (drafts, active)",
+        )
+        schedule.add_argument("key")
+        schedule.add_argument("--start", metavar="ISO_TIME|none")
+        schedule.add_argument("--end", metavar="ISO_TIME|none")
+        self.add_json_flag(schedule)
+
+        tick = subparsers.add_parser(
+            "tick",
+            help="activate drafts whose scheduled start has come, end active experiments "
+            "whose scheduled end has passed (run from cron every minute)",
+        )
+        tick.add_argument("--now", metavar="ISO_TIME", help="act as if it were this time")
+        self.add_json_flag(tick)
+
+        delete = subparsers.add_parser("delete", help="delete a draft (audited)")
+        delete.add_argument("key")
+        self.add_yes_flag(delete, "the draft and its manual overrides are deleted")
+        self.add_json_flag(delete)
 
         activate = subparsers.add_parser("activate", help="start a draft experiment")
         activate.add_argument("key")
@@ -126,10 +160,14 @@ class Command(RecsysCommand):
             self.stdout.write("no experiments")
             return
         self.stdout.write(f"{'KEY':32} {'STATUS':7} {'TRAFFIC':>7} {'USERS':>7}  SPLIT")
+        now = timezone.now()
         for e in experiments:
+            schedule = schedule_summary(
+                status=e.status, started_at=e.started_at, ended_at=e.ended_at, now=now
+            )
             self.stdout.write(
                 f"{e.key:32} {e.status:7} {e.traffic:>7.0%} {e.enrolled_users:>7}  "
-                f"{split_summary(e.variants)}"
+                f"{split_summary(e.variants)}" + (f"  [{schedule}]" if schedule else "")
             )
 
     def handle_show(self, *, key, as_json, **options):
@@ -178,6 +216,9 @@ class Command(RecsysCommand):
             "guardrails": self._json_option(options, "guardrails"),
             "sequential_testing": options["sequential_testing"],
         }
+        for field, option in (("started_at", "start"), ("ended_at", "end")):
+            if options[option] is not None:
+                data[field] = options[option]
         experiment = experiment_create(data=data, actor=None, source=SOURCE)
         message = f"created draft {experiment.key}"
         self.report(experiment, as_json=options["as_json"], message=message)
@@ -190,6 +231,84 @@ class Command(RecsysCommand):
             return json.loads(options[name])
         except (ValueError, RecursionError) as error:
             raise CommandError(f"--{name}: not valid JSON ({error})") from error
+
+    def handle_schedule(self, *, key, start, end, as_json, **options):
+        if start is None and end is None:
+            raise CommandError("give --start and/or --end (an ISO time, or none to clear)")
+        data = {
+            field: None if value.lower() == "none" else value
+            for field, value in (("started_at", start), ("ended_at", end))
+            if value is not None
+        }
+        experiment = experiment_update(
+            experiment=self.get_experiment(key),
+            data=data,
+            partial=True,
+            actor=None,
+            source=SOURCE,
+        )
+        summary = schedule_summary(
+            status=experiment.status,
+            started_at=experiment.started_at,
+            ended_at=experiment.ended_at,
+            now=timezone.now(),
+        )
+        message = f"{experiment.key}: {summary or 'no schedule'}"
+        self.report(experiment, as_json=as_json, message=message)
+
+    def handle_tick(self, *, now, as_json, **options):
+        moment = None
+        if now is not None:
+            moment = parse_timestamp(now)
+            if moment is None:
+                raise CommandError(
+                    f"--now '{shown(now)}': expected an ISO 8601 time with a timezone"
+                )
+        results = experiments_tick(now=moment, source=SOURCE)
+        failed = [result for result in results if result.error]
+        if as_json:
+            self.emit_json(
+                [
+                    {"key": result.key, "action": result.action, "error": result.error}
+                    for result in results
+                ]
+            )
+        else:
+            for result in results:
+                done = "activated" if result.action == "activate" else "ended"
+                self.stdout.write(
+                    f"{result.key}: not {done}: {result.error}"
+                    if result.error
+                    else f"{result.key}: {done} (scheduled)"
+                )
+            if not results:
+                self.stdout.write("nothing due")
+        if failed:
+            raise CommandError(
+                f"{len(failed)} scheduled change{'' if len(failed) == 1 else 's'} failed: "
+                + ", ".join(result.key for result in failed)
+            )
+
+    def handle_delete(self, *, key, as_json, **options):
+        experiment = self.get_experiment(key)
+        if experiment.status != "draft":
+            raise CommandError(
+                f'cannot delete experiment "{key}": it is {experiment.status}; '
+                "only drafts can be deleted"
+            )
+        users = experiment.assignments.count()
+        self.require_yes(
+            options,
+            f"would delete draft {experiment.key} and its {users} manual override"
+            f"{'' if users == 1 else 's'}" + ("; its key would be retired" if users else ""),
+        )
+        experiment_delete(experiment=experiment, actor=None, source=SOURCE)
+        if as_json:
+            self.emit_json({"deleted": key, "key_retired": bool(users)})
+        else:
+            self.stdout.write(
+                f"deleted draft {key}" + (" (key retired: never reused)" if users else "")
+            )
 
     def handle_activate(self, *, key, as_json, **options):
         experiment = experiment_activate(

@@ -28,6 +28,7 @@ ENDPOINTS = [
     ("post", f"{BASE}/some_key/end", None),
     ("post", f"{BASE}/some_key/duplicate", None),
     ("post", f"{BASE}/some_key/rotate-salt", {"confirm": True}),
+    ("delete", f"{BASE}/some_key", None),
 ]
 
 
@@ -251,7 +252,9 @@ def test_create_writes_a_create_audit_entry_by_the_caller(admin_client, staff_us
             "variants[1].name",
         ),
         ({"variants": variants(0, 1.0)}, "variants[0].weight"),
-        ({"variants": variants(0.4, 0.4)}, "variants"),
+        ({"variants": variants(-1, 1.0)}, "variants[0].weight"),
+        ({"variants": variants("70", 30)}, "variants[0].weight"),
+        ({"variants": variants(1e308, 1e308)}, "variants"),
         (
             {
                 "variants": [
@@ -293,7 +296,7 @@ def test_create_names_every_bad_field_at_once(admin_client):
         BASE,
         {
             "key": "Bad Key!",
-            "variants": variants(0.4, 0.4),
+            "variants": variants(0, 0.4),
             "traffic": 1.5,
             "namespace": {"name": "home", "start": 0.6, "end": 0.6},
             "targeting": {"platform": "symbian", "min_app_version": "1.x"},
@@ -304,7 +307,7 @@ def test_create_names_every_bad_field_at_once(admin_client):
     assert response.status_code == 400
     assert set(api_error_fields(response)) == {
         "key",
-        "variants",
+        "variants[0].weight",
         "traffic",
         "namespace",
         "targeting.platform",

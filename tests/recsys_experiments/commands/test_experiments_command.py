@@ -177,7 +177,11 @@ def test_create_takes_config_salt_traffic_namespace_and_targeting(db):
     [
         (["--key", "Bad Key!", *TWO_VARIANTS], "key: must be"),
         (["--key", "ranking_v2", "--variant", "control=1"], "variants: must be a list"),
-        (["--key", "ranking_v2", "--variant", "control=0.4", "--variant", "b=0.4"], "sum to 1"),
+        (
+            ["--key", "ranking_v2", "--variant", "control=0", "--variant", "b=0.4"],
+            "variants[0].weight: must be a number greater than 0",
+        ),
+        (["--key", "ranking_v2", "--variant", "control=nan", "--variant", "b=1"], "weight"),
         (["--key", "ranking_v2", "--variant", "control", "--variant", "b=1"], "--variant"),
         (["--key", "ranking_v2", "--variants", "[not json"], "--variants: not valid JSON"),
         (

@@ -49,6 +49,33 @@ def test_weights_close_to_one_are_stored_normalised():
     assert weights[0] == pytest.approx(1 / 3)
 
 
+@pytest.mark.parametrize(
+    ("weights", "stored"),
+    [
+        ([70, 30], [0.7, 0.3]),
+        ([1, 1, 2], [0.25, 0.25, 0.5]),
+        ([50.0, 50.0], [0.5, 0.5]),
+        ([0.2, 0.8], [0.2, 0.8]),
+        ([3, 1], [0.75, 0.25]),
+    ],
+)
+def test_any_positive_weights_are_stored_normalised_to_sum_one(weights, stored):
+    variants = [{"name": f"v{i}", "weight": w} for i, w in enumerate(weights)]
+
+    cleaned = clean_definition(definition(variants=variants))
+
+    assert [v["weight"] for v in cleaned["variants"]] == stored
+
+
+def test_a_vector_already_summing_to_one_within_1e_9_is_kept_as_is():
+    weights = [0.1, 0.2, 0.7]  # sums to 0.9999999999999999 in floating point
+    variants = [{"name": f"v{i}", "weight": w} for i, w in enumerate(weights)]
+
+    cleaned = clean_definition(definition(variants=variants))
+
+    assert [v["weight"] for v in cleaned["variants"]] == weights
+
+
 def test_every_bad_field_is_reported_at_once():
     errors = errors_of(
         {
@@ -88,8 +115,12 @@ def test_every_bad_field_is_reported_at_once():
     ("variants", "field"),
     [
         ([{"name": "only", "weight": 1}], "variants"),
-        ([{"name": "a", "weight": 0.4}, {"name": "b", "weight": 0.4}], "variants"),
-        ([{"name": "a", "weight": 0.6}, {"name": "b", "weight": 0.6}], "variants"),
+        ([{"name": "a", "weight": "0.5"}, {"name": "b", "weight": 0.5}], "variants[0].weight"),
+        ([{"name": "a", "weight": float("nan")}, {"name": "b", "weight": 1}], "variants[0].weight"),
+        ([{"name": "a", "weight": float("inf")}, {"name": "b", "weight": 1}], "variants[0].weight"),
+        ([{"name": "a", "weight": True}, {"name": "b", "weight": 1}], "variants[0].weight"),
+        ([{"name": "a", "weight": 1e308}, {"name": "b", "weight": 1e308}], "variants"),
+        ([{"name": "a", "weight": 1e-300}, {"name": "b", "weight": 1e300}], "variants[0].weight"),
         ([{"name": "a", "weight": -0.5}, {"name": "b", "weight": 1.5}], "variants[0].weight"),
         ("control,treatment", "variants"),
     ],
