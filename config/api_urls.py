@@ -7,7 +7,7 @@ from recsys_experiments.accounts.api import LogoutAllApi, LogoutApi, TokenApi
 from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.me import MyExperimentsApi
 from telemetry.admin_api import TelemetryHealthApi
-from telemetry.api import OutcomesApi
+from telemetry.api import ConversionsApi, OutcomesApi
 from telemetry.results.api import ExperimentMetricsApi
 
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
     path("auth/logout-all", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("deck", DeckApi.as_view(), name="deck"),
     path("outcomes", OutcomesApi.as_view(), name="outcomes"),
+    path("conversions", ConversionsApi.as_view(), name="conversions"),
     path("me/experiments", MyExperimentsApi.as_view(), name="me-experiments"),
     path(
         "admin/experiments",

@@ -210,6 +210,7 @@ API_THROTTLE_RATES = {
     "login_address": _rate("THROTTLE_LOGIN_PER_ADDRESS", "30/min"),
     "deck": _rate("THROTTLE_DECK", "120/min"),
     "outcomes": _rate("THROTTLE_OUTCOMES", "240/min"),
+    "conversions": _rate("THROTTLE_CONVERSIONS", "240/min"),
 }
 # How many reverse proxies in front of gunicorn append to X-Forwarded-For. 0: the client
 # address is REMOTE_ADDR and X-Forwarded-For (which anyone can send) is ignored.

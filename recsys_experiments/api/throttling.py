@@ -83,3 +83,7 @@ class DeckThrottle(UserRateThrottle):
 
 class OutcomesThrottle(UserRateThrottle):
     scope = "outcomes"
+
+
+class ConversionsThrottle(UserRateThrottle):
+    scope = "conversions"
