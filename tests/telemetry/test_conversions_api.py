@@ -131,7 +131,9 @@ def test_nan_and_infinity_literals_are_not_json(app_client):
     for literal in ("NaN", "Infinity", "-Infinity"):
         response = app_client.post(
             "/api/v1/conversions",
-            '{"conversions": [{"event_id": "n", "metric_name": "x1", "value": %s}]}' % literal,
+            '{"conversions": [{"event_id": "n", "metric_name": "x1", "value": VALUE}]}'.replace(
+                "VALUE", literal
+            ),
             content_type="application/json",
         )
         assert response.status_code == 400, literal
