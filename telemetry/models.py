@@ -291,6 +291,21 @@ class Metric(models.Model):
         return _event_key(self.denominator, self.denominator_name) if self.denominator else None
 
     @property
+    def counts_label(self) -> str:
+        """What the metric counts, in a few words for the results table: `like / impression`,
+        `sum of purchase per user`, `users with ≥1 purchase`."""
+        num = self.numerator_name or self.numerator
+        if self.kind == RATIO:
+            return f"{num} / {self.denominator_name or self.denominator}"
+        if self.kind == "proportion":
+            return f"users with ≥1 {num}"
+        if self.value == "sum":
+            return f"sum of {num} per user"
+        if self.value == "mean":
+            return f"mean {num} per user with one"
+        return f"{num} per user"
+
+    @property
     def conversion_names(self) -> set[str]:
         """The conversions (metric_name) the metric reads."""
         return {

@@ -339,3 +339,7 @@ def test_report_and_results_page_show_the_conversion_metrics(world, client, staf
     for key in METRICS:
         assert key in out.getvalue()
         assert key in page
+    # The kind column says what each one counts.
+    assert "ratio: purchase / add_to_cart" in page
+    assert "mean: sum of watch_seconds per user" in page
+    assert "proportion: users with ≥1 purchase" in page
