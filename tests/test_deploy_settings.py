@@ -103,6 +103,7 @@ def test_every_setting_comes_from_the_environment():
         THROTTLE_LOGIN_PER_ADDRESS="off",
         THROTTLE_DECK="1000/hour",
         THROTTLE_OUTCOMES="9/s",
+        THROTTLE_CONVERSIONS="30/s",
     )
 
     assert shown["SECURE_HSTS_SECONDS"] == 600
@@ -116,6 +117,7 @@ def test_every_setting_comes_from_the_environment():
         "login_address": None,
         "deck": "1000/hour",
         "outcomes": "9/s",
+        "conversions": "30/s",
     }
 
 
