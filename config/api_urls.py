@@ -14,7 +14,7 @@ from recsys_experiments.api import admin_assignments, admin_experiments
 from recsys_experiments.api.manifest import ExperimentsManifestApi
 from recsys_experiments.api.me import MyExperimentsApi
 from telemetry.admin_api import TelemetryHealthApi
-from telemetry.api import ExposuresApi, OutcomesApi
+from telemetry.api import ConversionsApi, ExposuresApi, OutcomesApi
 from telemetry.results.api import ExperimentMetricsApi
 
 urlpatterns = [
@@ -27,6 +27,7 @@ urlpatterns = [
     path("outcomes", OutcomesApi.as_view(), name="outcomes"),
     path("assignments", AssignmentsApi.as_view(), name="assignments"),
     path("exposures", ExposuresApi.as_view(), name="exposures"),
+    path("conversions", ConversionsApi.as_view(), name="conversions"),
     path("me/experiments", MyExperimentsApi.as_view(), name="me-experiments"),
     path("experiments/manifest", ExperimentsManifestApi.as_view(), name="experiments-manifest"),
     path(

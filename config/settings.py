@@ -216,6 +216,7 @@ API_THROTTLE_RATES = {
     "outcomes": _rate("THROTTLE_OUTCOMES", "240/min"),
     "assignments": _rate("THROTTLE_ASSIGNMENTS", "120/min"),
     "exposures": _rate("THROTTLE_EXPOSURES", "240/min"),
+    "conversions": _rate("THROTTLE_CONVERSIONS", "240/min"),
 }
 # How many reverse proxies in front of gunicorn append to X-Forwarded-For. 0: the client
 # address is REMOTE_ADDR and X-Forwarded-For (which anyone can send) is ignored.

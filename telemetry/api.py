@@ -3,12 +3,24 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
-from recsys_experiments.api.throttling import ExposuresThrottle, OutcomesThrottle
+from recsys_experiments.api.throttling import (
+    ConversionsThrottle,
+    ExposuresThrottle,
+    OutcomesThrottle,
+)
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.targeting import APP_VERSION_PATTERN, PLATFORMS
 
 from .models import OutcomeType
-from .services import MAX_BATCH, MAX_EVENT_ID, exposures_record, outcomes_record
+from .services import (
+    MAX_BATCH,
+    MAX_EVENT_ID,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    conversions_record,
+    exposures_record,
+    outcomes_record,
+)
 
 OUTCOME_ITEM_HELP = (
     "One outcome: an object with `event_id` (string, 1-{max_event_id} characters, chosen by "
@@ -19,6 +31,48 @@ OUTCOME_ITEM_HELP = (
     "NUL bytes or unpaired surrogates. Each item is judged on its own: a bad one is "
     "`rejected` in `results` with its reasons, the others are still stored."
 ).format(max_event_id=MAX_EVENT_ID, types=", ".join(OutcomeType.values))
+
+
+def _batch_result(name: str):
+    """The response of a batch judged item by item: `{name}BatchResult`."""
+    return inline_serializer(
+        f"{name}BatchResult",
+        {
+            "accepted": serializers.IntegerField(),
+            "duplicate": serializers.IntegerField(),
+            "rejected": serializers.IntegerField(),
+            "results": inline_serializer(
+                f"{name}Result",
+                {
+                    "index": serializers.IntegerField(),
+                    "event_id": serializers.CharField(
+                        allow_null=True, help_text="null when the item's event_id is invalid"
+                    ),
+                    "status": serializers.ChoiceField(
+                        choices=["accepted", "duplicate", "rejected"]
+                    ),
+                    "errors": serializers.DictField(
+                        child=serializers.CharField(),
+                        required=False,
+                        help_text="rejected only: {field: reason}",
+                    ),
+                },
+                many=True,
+            ),
+        },
+    )
+
+
+def _batch(body, field: str) -> list:
+    """The batch list of `body`; only its shape can fail the request (InvalidInput)."""
+    if not isinstance(body, dict) or field not in body:
+        raise InvalidInput({field: [f"required: a list of 1 to {MAX_BATCH} {field}"]})
+    items = body[field]
+    if not isinstance(items, list) or not items:
+        raise InvalidInput({field: [f"must be a list of 1 to {MAX_BATCH} {field}"]})
+    if len(items) > MAX_BATCH:
+        raise InvalidInput({field: [f"at most {MAX_BATCH} {field} per request"]})
+    return items
 
 
 class OutcomesApi(EndUserApi):
@@ -44,44 +98,60 @@ class OutcomesApi(EndUserApi):
                 )
             },
         ),
-        responses=inline_serializer(
-            "OutcomeBatchResult",
-            {
-                "accepted": serializers.IntegerField(),
-                "duplicate": serializers.IntegerField(),
-                "rejected": serializers.IntegerField(),
-                "results": inline_serializer(
-                    "OutcomeResult",
-                    {
-                        "index": serializers.IntegerField(),
-                        "event_id": serializers.CharField(
-                            allow_null=True, help_text="null when the item's event_id is invalid"
-                        ),
-                        "status": serializers.ChoiceField(
-                            choices=["accepted", "duplicate", "rejected"]
-                        ),
-                        "errors": serializers.DictField(
-                            child=serializers.CharField(),
-                            required=False,
-                            help_text="rejected only: {field: reason}",
-                        ),
-                    },
-                    many=True,
-                ),
-            },
-        ),
+        responses=_batch_result("Outcome"),
     )
     def post(self, request):
         # Only the batch's shape can fail the request; items are checked one by one.
-        body = request.data
-        if not isinstance(body, dict) or "outcomes" not in body:
-            raise InvalidInput({"outcomes": [f"required: a list of 1 to {MAX_BATCH} outcomes"]})
-        outcomes = body["outcomes"]
-        if not isinstance(outcomes, list) or not outcomes:
-            raise InvalidInput({"outcomes": [f"must be a list of 1 to {MAX_BATCH} outcomes"]})
-        if len(outcomes) > MAX_BATCH:
-            raise InvalidInput({"outcomes": [f"at most {MAX_BATCH} outcomes per request"]})
+        outcomes = _batch(request.data, "outcomes")
         return Response(outcomes_record(user=request.user, outcomes=outcomes))
+
+
+CONVERSION_ITEM_HELP = (
+    f"One conversion: an object with `event_id` (string, 1-{MAX_EVENT_ID} characters, chosen by "
+    "the client; a repeat from the same user is stored once), `metric_name` (2-63 lowercase "
+    "letters, digits and _, such as `purchase` or `watch_seconds`; the name a catalogue metric "
+    "refers to), `value` (a finite number: revenue, seconds, 1 for a plain count), "
+    f"`metadata` (optional object, at most {MAX_METADATA_BYTES} bytes of JSON and "
+    f"{MAX_METADATA_DEPTH} levels deep; stored, not analysed) and `occurred_at` (optional "
+    "ISO 8601 timestamp, default now; "
+    "from 1970 to at most 5 minutes ahead). The conversion is attributed to the variants the "
+    "user was in at `occurred_at`. Strings must not contain NUL bytes or unpaired surrogates. "
+    "Each item is judged on its own: a bad one is `rejected` in `results` with its reasons, "
+    "the others are still stored."
+)
+
+
+class ConversionsApi(EndUserApi):
+    """Record custom events with a value (a purchase, watch time) for the signed-in user. Each
+    conversion is judged on its own, as outcomes are. They are always the caller's: a
+    `user_id` in the body is refused (the whole request, 400), one inside an item rejects that
+    item (not a conversion field)."""
+
+    throttle_classes = (ConversionsThrottle,)
+    items_judged_alone = "conversions"
+
+    @extend_schema(
+        tags=["deck"],
+        request=inline_serializer(
+            "ConversionBatch",
+            {
+                "conversions": serializers.ListField(
+                    child=serializers.JSONField(help_text=CONVERSION_ITEM_HELP),
+                    min_length=1,
+                    max_length=MAX_BATCH,
+                    help_text=f"1 to {MAX_BATCH} conversions, each judged on its own.",
+                )
+            },
+        ),
+        responses=_batch_result("Conversion"),
+    )
+    def post(self, request):
+        if isinstance(request.data, dict) and "user_id" in request.data:
+            raise InvalidInput(
+                {"user_id": ["must be left out: conversions are recorded for the signed-in user"]}
+            )
+        conversions = _batch(request.data, "conversions")
+        return Response(conversions_record(user=request.user, conversions=conversions))
 
 
 EXPOSURE_ITEM_HELP = (
@@ -91,35 +161,6 @@ EXPOSURE_ITEM_HELP = (
     "when it is not the user's) and `occurred_at` (optional ISO 8601 timestamp, default now; "
     "from 1970 to at most 5 minutes ahead). Each item is judged on its own."
 )
-
-
-def _batch_result(name: str):
-    return inline_serializer(
-        name,
-        {
-            "accepted": serializers.IntegerField(),
-            "duplicate": serializers.IntegerField(),
-            "rejected": serializers.IntegerField(),
-            "results": inline_serializer(
-                f"{name}Item",
-                {
-                    "index": serializers.IntegerField(),
-                    "event_id": serializers.CharField(
-                        allow_null=True, help_text="null when the item's event_id is invalid"
-                    ),
-                    "status": serializers.ChoiceField(
-                        choices=["accepted", "duplicate", "rejected"]
-                    ),
-                    "errors": serializers.DictField(
-                        child=serializers.CharField(),
-                        required=False,
-                        help_text="rejected only: {field: reason}",
-                    ),
-                },
-                many=True,
-            ),
-        },
-    )
 
 
 class ExposuresApi(EndUserApi):
@@ -154,7 +195,7 @@ class ExposuresApi(EndUserApi):
                 ),
             },
         ),
-        responses=_batch_result("ExposureBatchResult"),
+        responses=_batch_result("Exposure"),
     )
     def post(self, request):
         body = request.data

@@ -7,14 +7,16 @@ from django.db.models.functions import Now
 
 from recsys_experiments.lib.constants import (
     ACTED_UPON_OUTCOME_TYPES,
+    CONVERSION,
     IMPRESSION,
     KEY_PATTERN,
+    KEY_RE,
     METRIC_EVENT_LABELS,
     METRIC_KIND_LABELS,
     METRIC_VALUE_LABELS,
     OUTCOME_TYPE_LABELS,
     RATIO,
-    VALUED_OUTCOME_TYPES,
+    VALUED_METRIC_EVENTS,
 )
 from recsys_experiments.models import text_choices
 
@@ -227,15 +229,28 @@ class Metric(models.Model):
     - mean: per exposed user, `value` of the `numerator` events (count, sum or mean of their
       values), Welch's t-test;
     - proportion: the share of exposed users with at least one `numerator` event.
-    Outcomes count when they are joined to an impression of the variant."""
+    Outcomes count when they are joined to an impression of the variant. A `conversion` event
+    names its conversion (`numerator_name`, `denominator_name`: rec_conversions.metric_name);
+    conversions count for the variant their experiments tag names, in the window."""
 
     id = models.BigAutoField(primary_key=True)
     key = models.TextField(unique=True, help_text="Slug: lowercase letters, digits, _")
     name = models.TextField(help_text="What the chart and the report call it")
     kind = models.TextField(choices=MetricKind.choices)
     numerator = models.TextField(choices=MetricEvent.choices)
+    numerator_name = models.TextField(
+        null=True,
+        blank=True,
+        help_text="Conversion numerators only: the conversion's metric_name (such as purchase)",
+    )
     denominator = models.TextField(
         choices=MetricEvent.choices, null=True, blank=True, help_text="Ratio metrics only"
+    )
+    denominator_name = models.TextField(
+        null=True,
+        blank=True,
+        help_text="Conversion denominators only: the conversion's metric_name (such as "
+        "add_to_cart)",
     )
     value = models.TextField(
         choices=MetricValue.choices,
@@ -269,28 +284,112 @@ class Metric(models.Model):
                 | (~models.Q(kind=RATIO) & models.Q(denominator__isnull=True)),
                 name="rec_metrics_ratio_denominator_check",
             ),
-            # Values are summed or averaged only for outcome types that carry one.
+            # Values are summed or averaged only for events that carry one.
             models.CheckConstraint(
                 condition=models.Q(value="count")
-                | models.Q(value__in=["sum", "mean"], numerator__in=VALUED_OUTCOME_TYPES),
+                | models.Q(value__in=["sum", "mean"], numerator__in=VALUED_METRIC_EVENTS),
                 name="rec_metrics_value_check",
+            ),
+            # A conversion event names its conversion (a slug); no other event has a name.
+            # (isnull=False: a regex test of NULL is NULL, which a CHECK lets through.)
+            models.CheckConstraint(
+                condition=models.Q(
+                    numerator=CONVERSION,
+                    numerator_name__isnull=False,
+                    numerator_name__regex=KEY_PATTERN,
+                )
+                | (~models.Q(numerator=CONVERSION) & models.Q(numerator_name__isnull=True)),
+                name="rec_metrics_numerator_name_check",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    denominator__isnull=False,
+                    denominator=CONVERSION,
+                    denominator_name__isnull=False,
+                    denominator_name__regex=KEY_PATTERN,
+                )
+                | (
+                    (models.Q(denominator__isnull=True) | ~models.Q(denominator=CONVERSION))
+                    & models.Q(denominator_name__isnull=True)
+                ),
+                name="rec_metrics_denominator_name_check",
             ),
         ]
 
     def __str__(self) -> str:
         return self.name
 
-    def clean(self):
-        if self.kind == RATIO and not self.denominator:
-            raise ValidationError({"denominator": "A ratio metric needs a denominator event."})
-        if self.kind != RATIO and self.denominator:
-            raise ValidationError({"denominator": "Only a ratio metric has a denominator."})
-        if self.value != "count" and self.numerator not in VALUED_OUTCOME_TYPES:
-            raise ValidationError(
-                {"value": f"Only {', '.join(VALUED_OUTCOME_TYPES)} events carry a value."}
+    @property
+    def numerator_key(self) -> str:
+        """What the numerator counts: the event, or `conversion:<name>` for a conversion."""
+        return _event_key(self.numerator, self.numerator_name)
+
+    @property
+    def denominator_key(self) -> str | None:
+        return _event_key(self.denominator, self.denominator_name) if self.denominator else None
+
+    @property
+    def counts_label(self) -> str:
+        """What the metric counts, in a few words for the results table: `like / impression`,
+        `sum of purchase per user`, `users with ≥1 purchase`."""
+        num = self.numerator_name or self.numerator
+        if self.kind == RATIO:
+            return f"{num} / {self.denominator_name or self.denominator}"
+        if self.kind == "proportion":
+            return f"users with ≥1 {num}"
+        if self.value == "sum":
+            return f"sum of {num} per user"
+        if self.value == "mean":
+            return f"mean {num} per user with one"
+        return f"{num} per user"
+
+    @property
+    def conversion_names(self) -> set[str]:
+        """The conversions (metric_name) the metric reads."""
+        return {
+            name
+            for event, name in (
+                (self.numerator, self.numerator_name),
+                (self.denominator, self.denominator_name),
             )
+            if event == CONVERSION and name
+        }
+
+    def clean(self):
+        # A blank name in the admin form is no name.
+        self.numerator_name = self.numerator_name or None
+        self.denominator_name = self.denominator_name or None
+        errors = {}
+        if self.kind == RATIO and not self.denominator:
+            errors["denominator"] = "A ratio metric needs a denominator event."
+        if self.kind != RATIO and self.denominator:
+            errors["denominator"] = "Only a ratio metric has a denominator."
+        if self.value != "count" and self.numerator not in VALUED_METRIC_EVENTS:
+            errors["value"] = f"Only {' and '.join(VALUED_METRIC_EVENTS)} events carry a value."
         if self.kind == "proportion" and self.numerator == IMPRESSION:
-            raise ValidationError({"numerator": "Every exposed user has an impression."})
+            errors["numerator"] = "Every exposed user has an impression."
+        for field, event in (
+            ("numerator_name", self.numerator),
+            ("denominator_name", self.denominator),
+        ):
+            name = getattr(self, field)
+            if event == CONVERSION and not name:
+                errors[field] = (
+                    "Name the conversion: the metric_name the app records (such as purchase)."
+                )
+            elif event != CONVERSION and name:
+                errors[field] = "Only a conversion event has a name: leave this empty."
+            elif name and not KEY_RE.match(name):
+                errors[field] = (
+                    "A conversion name is 2-63 lowercase letters, digits and _ "
+                    "(such as add_to_cart), as the app records it."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+def _event_key(event: str, name: str | None) -> str:
+    return f"{CONVERSION}:{name}" if event == CONVERSION else event
 
 
 class ExperimentMetric(models.Model):

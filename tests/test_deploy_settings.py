@@ -107,6 +107,7 @@ def test_every_setting_comes_from_the_environment():
         THROTTLE_EXPOSURES="off",
         THROTTLE_ANONYMOUS_PER_ADDRESS="500/hour",
         THROTTLE_SIGNUP_PER_ADDRESS="off",
+        THROTTLE_CONVERSIONS="30/s",
     )
 
     assert shown["SECURE_HSTS_SECONDS"] == 600
@@ -124,6 +125,7 @@ def test_every_setting_comes_from_the_environment():
         "exposures": None,
         "anonymous_address": "500/hour",
         "signup_address": None,
+        "conversions": "30/s",
     }
 
 

@@ -315,7 +315,9 @@ def rate_metrics() -> dict[str, str]:
     like_rate); the first key alphabetically when several count the same type."""
     found: dict[str, str] = {}
     for numerator, key in (
-        Metric.objects.filter(kind="ratio", denominator="impression", value="count")
+        Metric.objects.filter(
+            kind="ratio", denominator="impression", value="count", numerator__in=OUTCOME_TYPES
+        )
         .order_by("key")
         .values_list("numerator", "key")
     ):

@@ -106,3 +106,7 @@ class AssignmentsThrottle(UserRateThrottle):
 
 class ExposuresThrottle(UserRateThrottle):
     scope = "exposures"
+
+
+class ConversionsThrottle(UserRateThrottle):
+    scope = "conversions"

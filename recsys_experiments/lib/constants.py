@@ -52,12 +52,21 @@ METRIC_KIND_LABELS = {
 }
 METRIC_KINDS = tuple(METRIC_KIND_LABELS)
 RATIO, MEAN, PROPORTION = METRIC_KINDS
-# What a metric counts: an impression, or an outcome of one type (joined to its impression).
+# What a metric counts: an impression, an outcome of one type (joined to its impression), or
+# a conversion of one name (rec_conversions.metric_name, the metric's numerator_name or
+# denominator_name), attributed by its experiments tag.
 IMPRESSION = "impression"
-METRIC_EVENT_LABELS = {IMPRESSION: "Impression", **OUTCOME_TYPE_LABELS}
+CONVERSION = "conversion"
+METRIC_EVENT_LABELS = {
+    IMPRESSION: "Impression",
+    **OUTCOME_TYPE_LABELS,
+    CONVERSION: "Conversion (named: recorded by the app)",
+}
 METRIC_EVENTS = tuple(METRIC_EVENT_LABELS)
 # Outcome types that carry a value (rec_outcomes_value_check): only these can be summed.
 VALUED_OUTCOME_TYPES = ("rating",)
+# The metric events whose values a mean metric can sum or average.
+VALUED_METRIC_EVENTS = (*VALUED_OUTCOME_TYPES, CONVERSION)
 # A mean metric's per-user value: the number of events, the sum of their values, or the mean
 # of their values (users without such an event are then left out).
 METRIC_VALUE_LABELS = {

@@ -16,6 +16,7 @@ from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.svg_chart import forest_plot, line_chart
 from recsys_experiments.models import AuditEntry
 from recsys_experiments.selectors import experiment_assignment_counts
+from telemetry.models import Metric
 
 from .analysis import experiment_results, parse_date, parse_mde, parse_phase
 from .selectors import (
@@ -110,6 +111,15 @@ def _relative(row: dict) -> tuple:
 
 def results_view(model_admin, request, experiment):
     results, chosen = _results(request, experiment)
+    # What each metric counts, for the table (like / impression, sum of purchase per user).
+    labels = {
+        metric.key: metric.counts_label
+        for metric in Metric.objects.filter(key__in={row["metric"] for row in results["metrics"]})
+    }
+    results = {
+        **results,
+        "metrics": [{**row, "counts": labels.get(row["metric"], "")} for row in results["metrics"]],
+    }
     charts, chart_data = [], {}
     for days in (7, 30):
         series = experiment_daily_series(experiment, days=days)

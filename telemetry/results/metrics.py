@@ -15,6 +15,12 @@ recsys_experiments/lib/statistics.py per metric and variant, with adjusted p-val
   impressions then, tagged or not, and the outcomes on those impressions that occurred before
   that moment), are the covariate of every metric (lib/statistics.py `cuped_*_lift`). A user
   with no impression in their pre-period has zero counts (X = 0).
+- Conversions (rec_conversions, named by the metric's numerator_name/denominator_name): a
+  conversion counts for variant v of the experiment when its experiments tag (the user's
+  variants in force at occurred_at) says v, it occurred in the window, and its user is in v's
+  rows; their count and value sum join the user's counts under `conversion:<name>`. Their
+  CUPED pre-period is the user's conversions of that name in the N days before their first
+  exposure, whatever their tag.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from recsys_experiments.lib.constants import IMPRESSION, MEAN, OUTCOME_TYPES, PROPORTION, RATIO
+from recsys_experiments.lib.constants import (
+    CONVERSION,
+    IMPRESSION,
+    MEAN,
+    OUTCOME_TYPES,
+    PROPORTION,
+    RATIO,
+)
 from recsys_experiments.lib.statistics import (
     CORRECTIONS,
     CupedLift,
@@ -120,10 +133,57 @@ group by s.user_id
 """  # noqa: S608
 
 
+# Per exposed user and variant, the conversions of the named metrics tagged with that variant
+# and occurred in the window: each user's conversions are an index range scan of
+# idx_rec_conversions_user (user_id, occurred_at).
+CONVERSION_COUNTS = """
+with exposed as (
+    select distinct i.user_id, i.request_context -> 'experiments' ->> %(key)s as variant
+    from rec_impressions as i
+    where i.created_at >= %(start)s and i.created_at < %(end)s
+      and i.request_context -> 'experiments' ? %(key)s
+)
+select e.user_id, e.variant, c.metric_name, c.events, c.total
+from exposed as e
+cross join lateral (
+    select c.metric_name, count(*) as events, sum(c.value) as total
+    from rec_conversions as c
+    where c.user_id = e.user_id
+      and c.occurred_at >= %(start)s and c.occurred_at < %(end)s
+      and c.metric_name = any(%(names)s::text[])
+      and c.request_context -> 'experiments' ->> %(key)s = e.variant
+    group by c.metric_name
+) as c
+"""
+
+# Each exposed user's conversions of the named metrics in their CUPED pre-period (the `days`
+# days before their first exposure in the phase, as PRE_PERIOD_COUNTS), whatever their tag.
+PRE_PERIOD_CONVERSIONS = """
+with first_exposure as (
+    select i.user_id, min(i.created_at) as exposed_at
+    from rec_impressions as i
+    where i.created_at >= %(phase_start)s and i.created_at < %(end)s
+      and i.request_context -> 'experiments' ? %(key)s
+    group by i.user_id
+)
+select f.user_id, c.metric_name, c.events, c.total
+from first_exposure as f
+cross join lateral (
+    select c.metric_name, count(*) as events, sum(c.value) as total
+    from rec_conversions as c
+    where c.user_id = f.user_id
+      and c.occurred_at >= f.exposed_at - make_interval(days => %(days)s)
+      and c.occurred_at < f.exposed_at
+      and c.metric_name = any(%(names)s::text[])
+    group by c.metric_name
+) as c
+"""
+
+
 @dataclass(frozen=True)
 class UserCounts:
-    """One user's events in one variant: impressions, and per outcome type the number of
-    outcomes and the sum of their values."""
+    """One user's events in one variant: impressions, and per outcome type (and per
+    `conversion:<name>`) the number of events and the sum of their values."""
 
     user_id: str
     variant: str
@@ -187,6 +247,66 @@ def pre_period_counts(
     }
 
 
+def _conversion_key(name: str) -> str:
+    return f"{CONVERSION}:{name}"
+
+
+def conversion_counts(
+    experiment_key: str, names: Collection[str], *, window: tuple[datetime, datetime | None]
+) -> dict[tuple[str, str], dict[str, tuple[int, float]]]:
+    """{(user id, variant): {name: (conversions, value sum)}}: each exposed user's conversions
+    of `names` tagged with their variant and occurred in the window. One query."""
+    start, end = _window(window)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CONVERSION_COUNTS,
+            {"key": experiment_key, "start": start, "end": end, "names": sorted(names)},
+        )
+        rows = cursor.fetchall()
+    found: dict[tuple[str, str], dict[str, tuple[int, float]]] = {}
+    for user_id, variant, name, events, total in rows:
+        found.setdefault((str(user_id), variant), {})[name] = (int(events), float(total or 0))
+    return found
+
+
+def pre_period_conversions(
+    experiment_key: str,
+    names: Collection[str],
+    *,
+    window: tuple[datetime, datetime | None],
+    phase_start: datetime | None = None,
+    days: int,
+) -> dict[str, dict[str, tuple[int, float]]]:
+    """{user id: {name: (conversions, value sum)}} in each exposed user's pre-period (see
+    `pre_period_counts`), whatever their tag. One query."""
+    start, end = _window(window)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            PRE_PERIOD_CONVERSIONS,
+            {
+                "key": experiment_key,
+                "phase_start": phase_start if phase_start is not None else start,
+                "end": end,
+                "days": days,
+                "names": sorted(names),
+            },
+        )
+        rows = cursor.fetchall()
+    found: dict[str, dict[str, tuple[int, float]]] = {}
+    for user_id, name, events, total in rows:
+        found.setdefault(str(user_id), {})[name] = (int(events), float(total or 0))
+    return found
+
+
+def _with_conversions(user: UserCounts, found: Mapping[str, tuple[int, float]]) -> UserCounts:
+    if not found:
+        return user
+    events, sums = dict(user.events), dict(user.sums)
+    for name, (count, total) in found.items():
+        events[_conversion_key(name)], sums[_conversion_key(name)] = count, total
+    return replace(user, events=events, sums=sums)
+
+
 def per_user_counts(
     experiment_key: str,
     *,
@@ -194,10 +314,13 @@ def per_user_counts(
     window: tuple[datetime, datetime | None],
     pre_days: int = 0,
     phase_start: datetime | None = None,
+    conversions: Collection[str] = (),
 ) -> list[UserCounts]:
     """Per user and variant of the experiment: impressions in the window and, per outcome type,
     the outcomes joined to them (count and value sum). One query; with `pre_days`, a second
-    one for the pre-period counts (`pre`, see `pre_period_counts`)."""
+    one for the pre-period counts (`pre`, see `pre_period_counts`). With `conversions` (names),
+    each user's conversions of those names too, under `conversion:<name>` (one more query, and
+    one for their pre-period)."""
     start, end = _window(window)
     with connection.cursor() as cursor:
         cursor.execute(PER_USER_COUNTS, {"key": experiment_key, "start": start, "end": end})
@@ -214,19 +337,40 @@ def per_user_counts(
         if pre_days > 0
         else {}
     )
+    converted = conversion_counts(experiment_key, conversions, window=window) if conversions else {}
+    pre_converted = (
+        pre_period_conversions(
+            experiment_key, conversions, window=window, phase_start=phase_start, days=pre_days
+        )
+        if conversions and pre_days > 0
+        else {}
+    )
     counts, served = [], set()
     for user_id, variant, impressions, *per_type in rows:
         served.add(str(user_id))
         if members is not None and (str(user_id), variant) not in members:
             continue
         user = _parse_counts(user_id, variant, impressions, per_type)
-        counts.append(replace(user, pre=pre.get(user.user_id)))
+        user = _with_conversions(user, converted.get((user.user_id, variant), {}))
+        counts.append(replace(user, pre=_before(user.user_id, pre, pre_converted)))
     # A member without any tagged impression in the window was exposed app-side only
-    # (rec_exposures): an exposed user with zero impressions and outcomes.
+    # (rec_exposures): an exposed user with zero impressions and outcomes (and the
+    # conversions tagged with the variant).
     for user_id, variant in sorted(members or ()):
         if user_id not in served:
-            counts.append(UserCounts(user_id, variant, 0, pre=pre.get(user_id)))
+            user = _with_conversions(
+                UserCounts(user_id, variant, 0), converted.get((user_id, variant), {})
+            )
+            counts.append(replace(user, pre=_before(user_id, pre, pre_converted)))
     return counts
+
+
+def _before(user_id: str, pre: dict, pre_converted: dict) -> UserCounts | None:
+    """A user's pre-period counts, with their pre-period conversions."""
+    before = pre.get(user_id)
+    if user_id in pre_converted:
+        before = _with_conversions(before or UserCounts(user_id, None, 0), pre_converted[user_id])
+    return before
 
 
 def metric_lift(
@@ -237,12 +381,13 @@ def metric_lift(
 ) -> Lift:
     """The metric's lift of one variant's users against control's users (always-valid
     intervals and p-value with `sequential`, fixed-horizon ones without)."""
+    num, den = metric.numerator_key, metric.denominator_key
     if metric.kind == RATIO:
         return ratio_lift(
-            numerator=[u.count(metric.numerator) for u in users],
-            denominator=[u.count(metric.denominator) for u in users],
-            control_numerator=[u.count(metric.numerator) for u in control],
-            control_denominator=[u.count(metric.denominator) for u in control],
+            numerator=[u.count(num) for u in users],
+            denominator=[u.count(den) for u in users],
+            control_numerator=[u.count(num) for u in control],
+            control_denominator=[u.count(den) for u in control],
             sequential=sequential,
         )
     if metric.kind == MEAN:
@@ -253,9 +398,9 @@ def metric_lift(
         )
     if metric.kind == PROPORTION:
         return proportion_lift(
-            converted=sum(u.count(metric.numerator) > 0 for u in users),
+            converted=sum(u.count(num) > 0 for u in users),
             exposed=len(users),
-            control_converted=sum(u.count(metric.numerator) > 0 for u in control),
+            control_converted=sum(u.count(num) > 0 for u in control),
             control_exposed=len(control),
             sequential=sequential,
         )
@@ -271,8 +416,8 @@ def metric_cuped_lift(
     """The metric's CUPED lift: each user's covariate is the same metric over their
     pre-period counts (`UserCounts.before`; zero without any); always-valid intervals and
     p-value on the adjusted standard errors with `sequential`."""
+    num, den = metric.numerator_key, metric.denominator_key
     if metric.kind == RATIO:
-        num, den = metric.numerator, metric.denominator
         return cuped_ratio_lift(
             numerator=[u.count(num) for u in users],
             denominator=[u.count(den) for u in users],
@@ -295,10 +440,10 @@ def metric_cuped_lift(
         )
     if metric.kind == PROPORTION:
         return cuped_proportion_lift(
-            converted=[u.count(metric.numerator) > 0 for u in users],
-            covariates=[float(u.before.count(metric.numerator) > 0) for u in users],
-            control_converted=[u.count(metric.numerator) > 0 for u in control],
-            control_covariates=[float(u.before.count(metric.numerator) > 0) for u in control],
+            converted=[u.count(num) > 0 for u in users],
+            covariates=[float(u.before.count(num) > 0) for u in users],
+            control_converted=[u.count(num) > 0 for u in control],
+            control_covariates=[float(u.before.count(num) > 0) for u in control],
             sequential=sequential,
         )
     raise ValueError(f"unknown metric kind {metric.kind!r}")
@@ -308,7 +453,7 @@ def _valued(metric: Metric, users: Sequence[UserCounts]) -> list[UserCounts]:
     """The users a mean metric has a value for: all, or (`mean` of values) those with one."""
     if metric.value != "mean":
         return list(users)
-    return [u for u in users if u.events.get(metric.numerator, 0) > 0]
+    return [u for u in users if u.events.get(metric.numerator_key, 0) > 0]
 
 
 def _pre_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
@@ -317,26 +462,19 @@ def _pre_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
     pre = [u.before for u in users]
     if metric.value != "mean":
         return per_user_values(metric, pre)
-    return [
-        u.sums[metric.numerator] / u.events[metric.numerator]
-        if u.events.get(metric.numerator, 0) > 0
-        else 0.0
-        for u in pre
-    ]
+    key = metric.numerator_key
+    return [u.sums[key] / u.events[key] if u.events.get(key, 0) > 0 else 0.0 for u in pre]
 
 
 def per_user_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
     """A mean metric's value per user: the count of events, the sum of their values, or (for
     `mean`) the mean of their values over users with at least one."""
+    key = metric.numerator_key
     if metric.value == "count":
-        return [float(u.count(metric.numerator)) for u in users]
+        return [float(u.count(key)) for u in users]
     if metric.value == "sum":
-        return [u.sums.get(metric.numerator, 0.0) for u in users]
-    return [
-        u.sums[metric.numerator] / u.events[metric.numerator]
-        for u in users
-        if u.events.get(metric.numerator, 0) > 0
-    ]
+        return [u.sums.get(key, 0.0) for u in users]
+    return [u.sums[key] / u.events[key] for u in users if u.events.get(key, 0) > 0]
 
 
 def metric_rows(
@@ -367,6 +505,7 @@ def metric_rows(
     if control not in experiment.variant_names:
         raise ValueError(f"control {control!r} is not a variant of {experiment.key}")
     pre_days = cuped_days() if pre_days is None else pre_days
+    metrics = list(metrics)
     by_variant: dict[str, list[UserCounts]] = {name: [] for name in experiment.variant_names}
     for counts in per_user_counts(
         experiment.key,
@@ -374,6 +513,7 @@ def metric_rows(
         window=window,
         pre_days=pre_days,
         phase_start=phase_start,
+        conversions=set().union(*(metric.conversion_names for metric in metrics)),
     ):
         by_variant.setdefault(counts.variant, []).append(counts)
     rows = []

@@ -25,7 +25,17 @@ from recsys_experiments.selectors import experiment_definition
 PACKAGE = "recsys-experiments"
 MANIFEST = "manifest.json"
 FILE_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
-METRIC_FIELDS = ("key", "name", "kind", "numerator", "denominator", "value", "description")
+METRIC_FIELDS = (
+    "key",
+    "name",
+    "kind",
+    "numerator",
+    "numerator_name",
+    "denominator",
+    "denominator_name",
+    "value",
+    "description",
+)
 
 
 class BundleError(DomainError):

@@ -106,5 +106,5 @@ def test_api_report_and_page_show_the_same_metric_rows(planted, api_client, staf
 
     client.force_login(staff_user)
     page = client.get(reverse("admin:experiment_results", args=[planted.pk])).content.decode()
-    assert 'id="recsys-metrics"' in page and "per impression" in page
+    assert 'id="recsys-metrics"' in page and "ratio: like / impression" in page
     assert "Relative lift vs control, 95% always-valid CI" in page  # the forest plot
