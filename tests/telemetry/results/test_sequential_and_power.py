@@ -19,6 +19,7 @@ from telemetry.models import ExperimentMetric, Metric
 from telemetry.results.analysis import experiment_results
 from tests.factories.experiments import ActiveExperimentFactory
 from tests.helpers import admin_page_url, api_error_fields
+from tests.recsys_experiments.admin.test_admin_pages import variant_rows
 from tests.telemetry.results.test_guardrails import CONTROL, IMPRESSIONS, plant
 
 TREATMENT = [5, 6, 7] * 8  # 24 users, like rate 0.6 against control's 0.5
@@ -227,9 +228,7 @@ def test_the_admin_form_has_the_sequential_testing_box(client, staff_user, db):
     data = {
         "key": "seq_form",
         "description": "",
-        "variants": json.dumps(
-            [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]
-        ),
+        **variant_rows([{"name": "control", "weight": 1}, {"name": "treatment", "weight": 1}]),
         "traffic": "1",
     }
     client.post(add, {**data, "sequential_testing": "on"})
