@@ -303,7 +303,10 @@ class ExperimentAdmin(admin.ModelAdmin):
         target = self.pages.get(page)
         if target is None or not target.by_key:
             raise Http404(f"no page {page!r}")
-        return HttpResponseRedirect(reverse(f"admin:{target.name}", args=[experiment.pk]))
+        url = reverse(f"admin:{target.name}", args=[experiment.pk])
+        # A bookmark's ?phase=…&view=… must reach the page it names.
+        query = request.META.get("QUERY_STRING", "")
+        return HttpResponseRedirect(f"{url}?{query}" if query else url)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         experiment = self.get_object(request, unquote(object_id))

@@ -401,6 +401,14 @@ def test_by_key_pages_redirect_to_the_page_of_the_experiment(admin, page, name):
     assert response.status_code == 302 and response["Location"] == url(name, experiment)
 
 
+def test_a_by_key_bookmark_keeps_its_query(admin):
+    experiment = ActiveExperimentFactory(key="live")
+
+    response = admin.get(CHANGELIST + "by-key/live/results/?view=genre&phase=1")
+
+    assert response["Location"] == url("experiment_results", experiment) + "?view=genre&phase=1"
+
+
 @pytest.mark.parametrize("page", ["activate", "duplicate", "history", "nope"])
 def test_by_key_has_only_the_bookmarkable_pages(admin, page):
     ActiveExperimentFactory(key="live")
