@@ -227,25 +227,30 @@ def _values(metric: MetricDefinition, arm: Arm) -> np.ndarray:
     return arm.sums[metric.numerator][has] / events[has]
 
 
-def fast_lift(metric: MetricDefinition, users: Arm, control: Arm) -> Lift:
+def fast_lift(metric: MetricDefinition, users: Arm, control: Arm) -> tuple[Lift, int]:
     """telemetry/results/metrics.py `metric_lift` (fixed horizon) on arrays: the same
-    lib/statistics.py function per metric kind with the same inputs."""
+    lib/statistics.py function per metric kind with the same inputs. Also returns the users
+    the lift is on (its confidence sequence's n: for a mean of values, those with a value)."""
     if metric.kind == RATIO:
-        return ratio_lift(
+        lift = ratio_lift(
             numerator=users.count(metric.numerator),
             denominator=users.count(metric.denominator),
             control_numerator=control.count(metric.numerator),
             control_denominator=control.count(metric.denominator),
         )
+        return lift, len(users) + len(control)
     if metric.kind == MEAN:
-        return mean_lift(values=_values(metric, users), control_values=_values(metric, control))
+        values, control_values = _values(metric, users), _values(metric, control)
+        lift = mean_lift(values=values, control_values=control_values)
+        return lift, len(values) + len(control_values)
     if metric.kind == PROPORTION:
-        return proportion_lift(
+        lift = proportion_lift(
             converted=int((users.count(metric.numerator) > 0).sum()),
             exposed=len(users),
             control_converted=int((control.count(metric.numerator) > 0).sum()),
             control_exposed=len(control),
         )
+        return lift, len(users) + len(control)
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
 
@@ -324,7 +329,9 @@ def _propensities(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return drawn
 
 
-def fast_users(rng: np.random.Generator, users: int, days: int) -> tuple[np.ndarray, np.ndarray, Arm]:
+def fast_users(
+    rng: np.random.Generator, users: int, days: int
+) -> tuple[np.ndarray, np.ndarray, Arm]:
     """One run's users: (treatment flag by hashed assignment, arrival day 0..days-1, counts)."""
     salt = rng.bytes(8).hex()
     ids = uuid_texts(np.frombuffer(rng.bytes(16 * users), dtype=np.uint8).reshape(users, 16))
@@ -349,8 +356,8 @@ def fast_run(
         present = arrival <= day
         users, control = counts.subset(present & treatment), counts.subset(present & ~treatment)
         for metric in metrics:
-            lift = fast_lift(metric, users, control)
-            result.looks[metric.key].append(look_of(lift, len(users) + len(control), tuning))
+            lift, n = fast_lift(metric, users, control)
+            result.looks[metric.key].append(look_of(lift, n, tuning))
         if day == spec.days - 1:
             srm = sample_ratio_mismatch([len(control), len(users)], [0.5, 0.5])
             result.srm_p, result.srm_flagged = srm["p_value"], srm["flagged"]
