@@ -293,6 +293,6 @@ def test_fast_path_at_scale():
 @pytest.mark.slow
 def test_real_path_at_scale(live):
     before = table_fingerprints()
-    summary = aa_test("--runs", "20", "--users", "150", "--days", "5", "--seed", "2")
+    summary = aa_test("--runs", "10", "--users", "100", "--days", "5", "--seed", "2")
     assert table_fingerprints() == before
-    check_shape(summary, 20, 150, 5, 2, "real")
+    check_shape(summary, 10, 100, 5, 2, "real")
