@@ -216,16 +216,17 @@ begin
            (select coalesce(array_agg(c.id), '{}') from candidates as c)
     into cf_ids, cf_scores, candidate_ids;
 
-    -- 2. Score, rank and record them: the candidates are read by primary key.
-    with prefs as (
+    -- 2. Score, rank and record them: the candidates are read by primary key. The small
+    -- CTEs are materialized so that no per-row expression re-reads them.
+    with prefs as materialized (
         select p.genre, p.weight / nullif(max(p.weight) over (), 0) as weight
         from recsys_user_prefs as p
         where p.user_id = media_swipe_deck_v1.user_id and p.weight > 0
     ),
-    cf as (
+    cf as materialized (
         select x.media_item_id, x.score from unnest(cf_ids, cf_scores) as x(media_item_id, score)
     ),
-    bounds as (
+    bounds as materialized (
         -- The user's best CF score over all their scores, acted or not, as in v1.
         select (select max(c.score) from cf_recos as c
                 where c.user_id = media_swipe_deck_v1.user_id) as max_cf,
@@ -233,7 +234,7 @@ begin
                 order by m.popularity desc limit 1) as max_popularity,
                extract(year from now())::integer as this_year
     ),
-    scored as (
+    scored as materialized (
         select m.id, m.title, m.genres, m.year,
                cf_weight * coalesce(greatest(cf.score, 0) / nullif(b.max_cf, 0), 0) as cf_part,
                genre_weight * coalesce(
