@@ -40,7 +40,7 @@ run: install db
 	@$(STEP) "loading the demo data" -- $(DEV) $(BIN)/python manage.py seed_demo
 	@$(STEP) "creating the dev logins" -- $(DEV) $(BIN)/python manage.py dev_logins --port $(PORT)
 	@$(STEP) "serving on http://127.0.0.1:$(PORT)/ (Ctrl-C stops)" -- \
-	  $(DEV) $(BIN)/gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:$(PORT) --workers 2
+	  $(DEV) $(BIN)/gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:$(PORT)
 
 # Starts the embedded PostgreSQL (initdb on first use) unless DATABASE_URL is set.
 db:
