@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -101,6 +102,8 @@ def window_split(
     everything raw."""
     if start >= end:
         return Split()
+    # settings.TELEMETRY_ROLLUPS (default on): off reads every window raw, as before rollups.
+    rollups = rollups and getattr(settings, "TELEMETRY_ROLLUPS", True)
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
     first = start_utc.date() + timedelta(days=0 if start_utc == _midnight(start_utc.date()) else 1)
     last = min(end_utc.date() - timedelta(days=1), utc_today() - timedelta(days=1))
