@@ -143,6 +143,10 @@ RESULTS_CUPED_DAYS = env.int("RESULTS_CUPED_DAYS", default=7)
 if not 0 <= RESULTS_CUPED_DAYS <= 90:
     raise ImproperlyConfigured(f"RESULTS_CUPED_DAYS: 0 (off) to 90 days, got {RESULTS_CUPED_DAYS}")
 
+# Results read complete days from the daily rollups (docs/telemetry.md, "Rollups"); off reads
+# every window raw (a debugging aid: the answers are the same).
+TELEMETRY_ROLLUPS = env.bool("TELEMETRY_ROLLUPS", default=True)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
