@@ -43,7 +43,13 @@ def django_db_setup(django_db_setup):
     yield
     # The autocommit connection is a second session on the test database, which could not be
     # dropped while it is open.
+    name = connections["default"].settings_dict["NAME"]
     connections.close_all()
+    if os.environ.get("RECSYS_PGBOUNCER_SOCKET"):
+        # Behind PgBouncer (make test's pooled step) its server connections hold it open too.
+        from config.localdb import PgBouncer
+
+        PgBouncer().release(name)
 
 
 @pytest.fixture(autouse=True)
