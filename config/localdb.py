@@ -451,6 +451,8 @@ class PgBouncer:
             f"admin_users = {DB_USER}\n"
             "pool_mode = transaction\n"
             f"default_pool_size = {self.POOL_SIZE}\n"
+            # Keep them all open, so that the round robin below really rotates.
+            f"min_pool_size = {self.POOL_SIZE}\n"
             "max_client_conn = 200\n"
             # Hand each transaction the least recently used server: consecutive transactions
             # of one client land on different server connections.

@@ -6,6 +6,7 @@ keeps a role or an app.user_id. Skipped in the ordinary run (no pooler to go thr
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from django.db import connection
@@ -45,6 +46,10 @@ def test_the_pool_is_really_shared(db):
     assert connection.get_autocommit()
     assert connection.settings_dict["OPTIONS"]["host"] == os.environ["RECSYS_PGBOUNCER_SOCKET"]
     assert connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] is True
+    # PgBouncer opens the pool's other server connections within a second or two.
+    deadline = time.monotonic() + 10
+    while len({pid for pid, _, _ in session_state()}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len({pid for pid, _, _ in session_state()}) > 1
 
 
