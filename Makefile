@@ -11,7 +11,7 @@ DEV := $(BIN)/python -m config.localdb run --
 # it runs before .venv exists): a first run is never silent.
 STEP = $(PYTHON) -m config.steps
 
-.PHONY: install browser db run screenshots test lint format stop-db db-status
+.PHONY: install browser db run screenshots test test-pgbouncer lint format stop-db db-status
 
 $(BIN)/.installed: pyproject.toml
 	@$(STEP) "installing the project into $(VENV) (pip, quiet; minutes on a first run)" -- sh -c \
@@ -54,8 +54,20 @@ screenshots: install browser
 	$(DEV) $(BIN)/python manage.py dev_logins
 	$(DEV) $(BIN)/python -m tests.e2e.screenshots
 
+# The API tests, run a second time through PgBouncer in transaction mode (`make test`'s last
+# step, or alone: `make test-pgbouncer`): every role and user id must be transaction-scoped.
+API_TESTS := tests/recsys_experiments/api tests/test_api_fuzz.py tests/deck/test_auth_and_me.py \
+  $(filter-out tests/recsys_experiments/api/%,$(sort $(wildcard tests/*/test_*_api.py tests/*/*/test_*_api.py)))
+
+PGBOUNCER_STEP = @$(STEP) "running the API tests through PgBouncer (transaction mode)" -- \
+	  env RECSYS_PGBOUNCER=1 $(DEV) $(BIN)/pytest -q -p no:cacheprovider $(API_TESTS)
+
 test: install lint browser db
 	@$(STEP) "running the tests" -- $(DEV) $(BIN)/pytest
+	$(PGBOUNCER_STEP)
+
+test-pgbouncer: install db
+	$(PGBOUNCER_STEP)
 
 lint: install
 	@$(STEP) "linting (ruff check, ruff format --check)" -- \

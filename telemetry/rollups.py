@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from recsys_experiments.db import reading_cursor
 from recsys_experiments.lib.errors import InvalidInput
 
 
@@ -27,8 +28,9 @@ def utc_today(now: datetime | None = None) -> date:
 
 
 def rollup_state() -> tuple[date | None, set[date]]:
-    """(watermark, dirty days)."""
-    with connection.cursor() as cursor:
+    """(watermark, dirty days), as seen where the window's rows are read: a replica that has
+    not replayed a refresh yet reads those days raw, still exactly."""
+    with reading_cursor() as cursor:
         cursor.execute(
             "select rec_rollup_watermark(), "
             "array(select day from rec_rollup_days where dirty order by day)"

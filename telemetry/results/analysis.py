@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from recsys_experiments.db import reading_cursor
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.guardrails import (
     OUTCOME_TYPES,
@@ -424,7 +424,7 @@ def _population(
         return []
     # A user filter reads raw (the ranking rollup has no per-user rows; few users anyway).
     split = window_split(window.start, window.end, rollups=user_ids is None)
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             query,
             {

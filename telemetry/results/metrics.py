@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from recsys_experiments.db import reading_cursor
 from recsys_experiments.lib.constants import (
     CONVERSION,
     IMPRESSION,
@@ -318,7 +318,7 @@ def pre_period_counts(
     start) and before the window's end. Users without a pre-period impression are absent. One
     query."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             PRE_PERIOD_COUNTS,
             {
@@ -344,7 +344,7 @@ def conversion_counts(
     """{(user id, variant): {name: (conversions, value sum)}}: each exposed user's conversions
     of `names` tagged with their variant and occurred in the window. One query."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             CONVERSION_COUNTS,
             {"key": experiment_key, "names": sorted(names), **window_split(start, end).params()},
@@ -367,7 +367,7 @@ def pre_period_conversions(
     """{user id: {name: (conversions, value sum)}} in each exposed user's pre-period (see
     `pre_period_counts`), whatever their tag. One query."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             PRE_PERIOD_CONVERSIONS,
             {
@@ -408,10 +408,9 @@ def per_user_counts(
     each user's conversions of those names too, under `conversion:<name>` (one more query, and
     one for their pre-period)."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            PER_USER_COUNTS, {"key": experiment_key, **window_split(start, end).params()}
-        )
+    split = window_split(start, end)
+    with reading_cursor() as cursor:
+        cursor.execute(PER_USER_COUNTS, {"key": experiment_key, **split.params()})
         rows = cursor.fetchall()
     # The population is applied here, not in SQL: a user-id array joined in the query is
     # estimated at a handful of rows and planned as a nested loop over every impression.
