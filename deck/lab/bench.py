@@ -811,17 +811,22 @@ def _ids(prefix: str, count: int) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def http_plan(spec: BenchSpec) -> dict:
+    """Whether the HTTP half runs, and why not (wrk missing: how to install it)."""
+    if not spec.http:
+        return {"available": False, "reason": "--no-http"}
+    if not wrk_path():
+        return {"available": False, "reason": WRK_INSTALL_HINT}
+    return {"available": True, "reason": None}
+
+
 def bench_run(spec: BenchSpec, log: Callable[[str], None] = lambda line: None) -> dict:
     """Runs the whole bench in a scratch database (dropped afterwards) and returns the
     report (the contents of bench.json)."""
     pgbench_path()
-    wrk = wrk_path()
-    http = {"available": bool(wrk) and spec.http, "reason": None}
-    if not spec.http:
-        http["reason"] = "--no-http"
-    elif not wrk:
-        http["reason"] = WRK_INSTALL_HINT
-        log(WRK_INSTALL_HINT + "; the HTTP half is skipped")
+    http = http_plan(spec)
+    if spec.http and not http["available"]:
+        log(http["reason"] + "; the HTTP half is skipped")
     with connection.cursor() as cursor:
         cursor.execute("select setting from pg_settings where name = 'synchronous_commit'")
         cluster_synchronous_commit = cursor.fetchone()[0]
