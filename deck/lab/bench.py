@@ -652,7 +652,7 @@ class History:
                        now() - %(start)s::interval
                            + ((g - %(low)s)::float8 / %(rows)s * %(span)s) * interval '1 second'
                            as at
-                from generate_series(%(low)s, %(high)s) as g
+                from generate_series(%(low)s::bigint, %(high)s::bigint) as g
             ),
             served as (
                 insert into rec_impressions
