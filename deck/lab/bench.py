@@ -1030,6 +1030,8 @@ def _ratio(a, b):
 def _machine(spec: BenchSpec, cluster_synchronous_commit: str) -> dict:
     return {
         "cores": os.cpu_count(),
+        # Other work on the machine skews everything: recorded at the start.
+        "load_average": [round(value, 2) for value in os.getloadavg()],
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cluster_synchronous_commit": cluster_synchronous_commit,
@@ -1124,7 +1126,8 @@ def bench_markdown(report: dict) -> str:
     spec = report["spec"]
     lines = [
         f"Bench of {report['created_at']} ({report.get('elapsed_s', '?')} s): "
-        f"{machine['cores']} cores, PostgreSQL {db.get('postgresql', '?')}, "
+        f"{machine['cores']} cores (load average {machine.get('load_average', '?')} at the "
+        f"start), PostgreSQL {db.get('postgresql', '?')}, "
         f"synchronous_commit={db.get('synchronous_commit', machine['synchronous_commit'])} "
         f"(the cluster's own setting: {machine['cluster_synchronous_commit']}; the embedded "
         "development cluster runs with it off, the bench turns it on unless "
