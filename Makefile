@@ -11,7 +11,7 @@ DEV := $(BIN)/python -m config.localdb run --
 # it runs before .venv exists): a first run is never silent.
 STEP = $(PYTHON) -m config.steps
 
-.PHONY: install browser db run screenshots test test-pgbouncer lint format stop-db db-status
+.PHONY: install browser db run screenshots test test-pgbouncer lint format stop-db db-status bench wrk
 
 $(BIN)/.installed: pyproject.toml
 	@$(STEP) "installing the project into $(VENV) (pip, quiet; minutes on a first run)" -- sh -c \
@@ -32,6 +32,25 @@ browser:
 	else \
 	  echo "chromium/chromedriver missing and not root: e2e tests will be skipped (they fail under CI=true); sudo apt-get install chromium chromium-driver"; \
 	fi
+
+# wrk, the HTTP load generator of `manage.py bench` (Debian's package): installed when root.
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing wrk for the bench (apt-get)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends wrk >/dev/null; \
+	else \
+	  echo "wrk missing and not root: the bench skips its HTTP half; sudo apt-get install -y wrk"; \
+	fi
+
+# The hot paths over HTTP and as SQL, and the scale sweeps, in a scratch database
+# (docs/performance.md). BENCH_FLAGS passes flags, e.g. BENCH_FLAGS="--duration 10".
+BENCH_FLAGS ?=
+bench: install db wrk
+	@$(STEP) "migrating the database" -- $(DEV) $(BIN)/python manage.py migrate --noinput -v 0
+	@$(STEP) "running the bench (minutes; writes var/bench/bench.json and bench.md)" -- \
+	  $(DEV) $(BIN)/python manage.py bench $(BENCH_FLAGS)
 
 run: install db
 	@$(STEP) "migrating the database" -- $(DEV) $(BIN)/python manage.py migrate --noinput -v 0
