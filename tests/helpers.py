@@ -1,6 +1,7 @@
 """Small helpers shared by the test modules."""
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -77,3 +78,19 @@ def api_error_fields(response) -> dict:
 def admin_page_url(name: str, experiment) -> str:
     """The URL of one of an experiment's admin pages, by URL name."""
     return reverse(f"admin:{name}", args=[experiment.pk])
+
+
+def seq_scans_over_rows(plan: str, table: str) -> list[str]:
+    """The relations of `table` (the table or one of its partitions) that an EXPLAIN text
+    plan reads by a sequential scan and that hold rows: an empty future month partition,
+    which the planner rightly scans sequentially, is no finding."""
+    names = sorted(
+        set(re.findall(rf"Seq Scan on ({re.escape(table)}(?:_p\d{{6}}|_default)?)\b", plan))
+    )
+    found = []
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f'select exists (select 1 from "{name}")')
+            if cursor.fetchone()[0]:
+                found.append(name)
+    return found
