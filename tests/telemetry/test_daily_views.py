@@ -8,7 +8,7 @@ from django.db import connection
 
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.users import UserFactory
-from tests.helpers import seq_scans_over_rows
+from tests.helpers import history_seq_scans
 
 # Noon UTC of a day relative to today, computed by the database.
 DAY = "(date_trunc('day', now() at time zone 'UTC') + interval '12 hours') at time zone 'UTC'"
@@ -229,6 +229,6 @@ def test_a_day_filter_does_not_scan_all_history(db, view):
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
     assert "idx_rec_impressions_day" in plan, plan
-    assert seq_scans_over_rows(plan, "rec_impressions") == [], plan
+    assert history_seq_scans(plan, "rec_impressions") == [], plan
     if view == "rec_health_daily_metrics_v1":
         assert "idx_rec_outcomes_day" in plan, plan
