@@ -3,11 +3,15 @@
 partitions, and the maintenance command."""
 
 import csv
+import json
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -411,3 +415,52 @@ def test_an_archive_is_never_overwritten(db, tmp_path):
     assert "rec_outcomes_p202501.csv exists: not overwritten" in message
     assert (tmp_path / "rec_outcomes_p202501.csv").read_text() == "precious"
     assert "rec_outcomes_p202501" in {p["partition"] for p in partitions_list()}
+
+
+def test_every_migrate_brings_back_this_and_next_month(db):
+    now = timezone.now()
+    nxt = (now.replace(day=1) + timedelta(days=32)).replace(day=1)
+    rows(f"drop table rec_exposures_p{month_of(nxt)}")
+    assert f"rec_exposures_p{month_of(nxt)}" not in {p["partition"] for p in partitions_list()}
+
+    call_command("migrate", verbosity=0)  # nothing to apply: only the post-migrate hook runs
+
+    assert f"rec_exposures_p{month_of(nxt)}" in {p["partition"] for p in partitions_list()}
+
+
+def test_list_as_json_names_every_partition_with_its_range(db):
+    listed = json.loads(command_output("partitions", "list", "--json"))
+
+    assert listed == partitions_list()
+    default = next(p for p in listed if p["partition"] == "rec_outcomes_default")
+    assert (default["table"], default["from"], default["to"]) == ("rec_outcomes", None, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_repeat_waits_for_the_first_and_is_skipped():
+    user, item = UserFactory(), MediaItemFactory()
+    params = connection.get_connection_params()
+    insert = (
+        "insert into rec_outcomes (event_id, user_id, rec_request_id, media_item_id, "
+        "outcome_type) values ('same', %s, gen_random_uuid(), %s, 'like') returning event_id"
+    )
+    first = psycopg.connect(**params)
+    second = psycopg.connect(**params)
+    try:
+        assert first.execute(insert, [user.pk, item.pk]).fetchall() == [("same",)]
+        result = {}
+        waiting = threading.Thread(
+            target=lambda: result.update(rows=second.execute(insert, [user.pk, item.pk]).fetchall())
+        )
+        waiting.start()
+        waiting.join(timeout=1)
+        assert waiting.is_alive()  # blocked on the first transaction's key
+        first.commit()
+        waiting.join(timeout=10)
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+
+    assert result["rows"] == []
+    assert scalar("select count(*) from rec_outcomes where user_id = %s", [user.pk]) == 1
