@@ -14,7 +14,7 @@ from psycopg import sql
 
 from recsys_experiments.lib.errors import IllegalTransition, InvalidInput
 
-MAX_MONTHS_AHEAD = 120
+MAX_MONTHS_AHEAD = 36  # every partition costs planning time
 MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
 
 

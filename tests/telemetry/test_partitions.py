@@ -380,8 +380,8 @@ def test_detach_without_an_archive_keeps_the_table(db):
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        (["ensure", "--months-ahead", "-1"], "months_ahead: must be a whole number from 0 to 120"),
-        (["ensure", "--months-ahead", "121"], "months_ahead: must be a whole number from 0 to 120"),
+        (["ensure", "--months-ahead", "-1"], "months_ahead: must be a whole number from 0 to 36"),
+        (["ensure", "--months-ahead", "37"], "months_ahead: must be a whole number from 0 to 36"),
         (["detach", "--older-than", "2026-13"], "older_than: must be a month as YYYY-MM"),
         (["detach", "--older-than", "2026-02-30"], "older_than: must be a month as YYYY-MM"),
         (["detach", "--older-than", "1969-12"], "older_than: must be a month as YYYY-MM"),
