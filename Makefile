@@ -11,7 +11,7 @@ DEV := $(BIN)/python -m config.localdb run --
 # it runs before .venv exists): a first run is never silent.
 STEP = $(PYTHON) -m config.steps
 
-.PHONY: install browser db run screenshots test lint format stop-db db-status
+.PHONY: install browser db run screenshots test test-pgbouncer lint format stop-db db-status bench wrk
 
 $(BIN)/.installed: pyproject.toml
 	@$(STEP) "installing the project into $(VENV) (pip, quiet; minutes on a first run)" -- sh -c \
@@ -33,6 +33,25 @@ browser:
 	  echo "chromium/chromedriver missing and not root: e2e tests will be skipped (they fail under CI=true); sudo apt-get install chromium chromium-driver"; \
 	fi
 
+# wrk, the HTTP load generator of `manage.py bench` (Debian's package): installed when root.
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing wrk for the bench (apt-get)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends wrk >/dev/null; \
+	else \
+	  echo "wrk missing and not root: the bench skips its HTTP half; sudo apt-get install -y wrk"; \
+	fi
+
+# The hot paths over HTTP and as SQL, and the scale sweeps, in a scratch database
+# (docs/performance.md). BENCH_FLAGS passes flags, e.g. BENCH_FLAGS="--duration 10".
+BENCH_FLAGS ?=
+bench: install db wrk
+	@$(STEP) "migrating the database" -- $(DEV) $(BIN)/python manage.py migrate --noinput -v 0
+	@$(STEP) "running the bench (minutes; writes var/bench/bench.json and bench.md)" -- \
+	  $(DEV) $(BIN)/python manage.py bench $(BENCH_FLAGS)
+
 run: install db
 	@$(STEP) "migrating the database" -- $(DEV) $(BIN)/python manage.py migrate --noinput -v 0
 	@$(STEP) "collecting static files" -- \
@@ -40,7 +59,7 @@ run: install db
 	@$(STEP) "loading the demo data" -- $(DEV) $(BIN)/python manage.py seed_demo
 	@$(STEP) "creating the dev logins" -- $(DEV) $(BIN)/python manage.py dev_logins --port $(PORT)
 	@$(STEP) "serving on http://127.0.0.1:$(PORT)/ (Ctrl-C stops)" -- \
-	  $(DEV) $(BIN)/gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:$(PORT) --workers 2
+	  $(DEV) $(BIN)/gunicorn config.wsgi -c config/gunicorn.conf.py --bind 127.0.0.1:$(PORT)
 
 # Starts the embedded PostgreSQL (initdb on first use) unless DATABASE_URL is set.
 db:
@@ -54,8 +73,20 @@ screenshots: install browser
 	$(DEV) $(BIN)/python manage.py dev_logins
 	$(DEV) $(BIN)/python -m tests.e2e.screenshots
 
+# The API tests, run a second time through PgBouncer in transaction mode (`make test`'s last
+# step, or alone: `make test-pgbouncer`): every role and user id must be transaction-scoped.
+API_TESTS := tests/recsys_experiments/api tests/test_api_fuzz.py tests/deck/test_auth_and_me.py \
+  $(filter-out tests/recsys_experiments/api/%,$(sort $(wildcard tests/*/test_*_api.py tests/*/*/test_*_api.py)))
+
+PGBOUNCER_STEP = @$(STEP) "running the API tests through PgBouncer (transaction mode)" -- \
+	  env RECSYS_PGBOUNCER=1 $(DEV) $(BIN)/pytest -q -p no:cacheprovider $(API_TESTS)
+
 test: install lint browser db
 	@$(STEP) "running the tests" -- $(DEV) $(BIN)/pytest
+	$(PGBOUNCER_STEP)
+
+test-pgbouncer: install db
+	$(PGBOUNCER_STEP)
 
 lint: install
 	@$(STEP) "linting (ruff check, ruff format --check)" -- \

@@ -5,6 +5,11 @@
 
 `ensure` starts the cluster unless DATABASE_URL is set (`make db`; `start` always starts it).
 `status` prints running or stopped and exits 0 when running, 3 when stopped.
+`standby` starts (or restarts from a fresh `pg_basebackup -R`) a streaming hot standby of the
+cluster and prints its URL; `standby-stop` stops and deletes it (the test suite's replica tests
+use both, tests/conftest.py). With RECSYS_PGBOUNCER=1, `run` starts PgBouncer in transaction
+mode in front of the cluster for the command's lifetime and points DATABASE_URL at it
+(`make test`'s pooled API-test step; docs/development.md).
 `run` is the only way the tooling starts anything: it makes sure the cluster is up (unless
 DATABASE_URL is set, in which case that database is used and nothing local starts), fills in
 the development defaults (a generated SECRET_KEY kept under .local/, DEBUG on, local hosts) and
@@ -30,6 +35,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +47,10 @@ SERVER_USER_WHEN_ROOT = "postgres"
 MAX_SOCKET_PATH = 107
 PATH_DIGEST = hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()  # noqa: S324 - a name, not security
 PORT = 55000 + int(PATH_DIGEST[:8], 16) % 2000
+# The standby and PgBouncer of the same clone, in ranges of their own.
+STANDBY_PORT = PORT + 2000
+PGBOUNCER_PORT = PORT + 4000
+PGBOUNCER_ENV = "RECSYS_PGBOUNCER"
 
 
 class LocalDbError(Exception):
@@ -194,6 +204,9 @@ class Cluster:
             f"port = {PORT}\n"
             "synchronous_commit = off\n"
             "max_connections = 100\n"
+            # What a streaming standby needs (the defaults, written down: `standby`).
+            "wal_level = replica\n"
+            "max_wal_senders = 10\n"
         )
         self._run(["sh", "-c", f"cat >> '{self.data}/postgresql.conf'"], input=settings, check=True)
 
@@ -225,20 +238,22 @@ class Cluster:
                 raise LocalDbError(f"PostgreSQL did not start (see {self.log}): {tail}")
             self._ensure_database()
 
-    def _ensure_database(self) -> None:
+    def psql(self, *args: str) -> str:
+        """One psql call on the cluster's `postgres` database; its output, stripped."""
+        result = subprocess.run(
+            [*self._psql_connect(), "-d", "postgres", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout.strip()
+
+    def _psql_connect(self) -> list[str]:
         psql = shutil.which("psql") or str(find_server_binaries() / "psql")
-        connect = [
-            psql,
-            "-h",
-            str(self.socket_dir),
-            "-p",
-            str(PORT),
-            "-U",
-            DB_USER,
-            "-X",
-            "-q",
-            "-tA",
-        ]
+        return [psql, "-h", str(self.socket_dir), "-p", str(PORT), "-U", DB_USER, "-X", "-q", "-tA"]
+
+    def _ensure_database(self) -> None:
+        connect = self._psql_connect()
         exists = subprocess.run(
             [
                 *connect,
@@ -282,6 +297,210 @@ class Cluster:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _companion_dir(primary: Cluster, name: str, port: int) -> Path:
+    """Where the standby or PgBouncer of `primary` lives: next to its cluster, unless the
+    socket path would be too long there."""
+    preferred = primary.base / name
+    if len(str(preferred / "run" / f".s.PGSQL.{port}")) <= MAX_SOCKET_PATH:
+        return preferred
+    return Path("/var/tmp") / f"recsys-experiments-{name}-{PATH_DIGEST[:12]}"
+
+
+def _prepare_folder(folder: Path, account: pwd.struct_passwd | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    if account is not None:
+        os.chown(folder, account.pw_uid, account.pw_gid)
+
+
+class Standby:
+    """A streaming hot standby of the cluster: `pg_basebackup -R` into .../standby/data, its
+    own unix socket folder and port, read-only, replaying the primary's WAL as it comes."""
+
+    def __init__(self, primary: Cluster | None = None) -> None:
+        self.primary = primary or Cluster()
+        self.base = _companion_dir(self.primary, "standby", STANDBY_PORT)
+        self.data = self.base / "data"
+        self.socket_dir = self.base / "run"
+        self.log = self.base / "server.log"
+        self.port = STANDBY_PORT
+
+    def url(self, database: str = DB_NAME) -> str:
+        return f"postgres://{DB_USER}@/{database}?host={self.socket_dir}&port={STANDBY_PORT}"
+
+    def start(self) -> None:
+        """A fresh standby: any previous one is stopped and deleted first."""
+        bindir = ensure_server_binaries()
+        self.primary.start()
+        wal_level = self.primary.psql("-c", "show wal_level")
+        if wal_level not in {"replica", "logical"}:
+            raise LocalDbError(
+                f"wal_level is {wal_level}: a standby needs wal_level = replica in "
+                f"{self.primary.data}/postgresql.conf (then restart: localdb stop, start)"
+            )
+        self.stop()
+        _prepare_folder(self.base, self.primary.account)
+        result = self.primary._run(
+            [
+                str(bindir / "pg_basebackup"),
+                "-h", str(self.primary.socket_dir),
+                "-p", str(PORT),
+                "-U", DB_USER,
+                "-D", str(self.data),
+                "-R",  # standby.signal and primary_conninfo: a streaming standby
+                "-X", "stream",
+                "-c", "fast",  # no waiting for a spread checkpoint
+                "--no-sync",
+            ],
+            capture_output=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise LocalDbError(f"pg_basebackup failed: {result.stderr.strip()[-300:]}")
+        _prepare_folder(self.socket_dir, self.primary.account)
+        overrides = (
+            "\n# recsys-experiments standby (config/localdb.py Standby)\n"
+            f"unix_socket_directories = '{self.socket_dir}'\n"
+            f"port = {STANDBY_PORT}\n"
+            "hot_standby = on\n"
+        )
+        self.primary._run(
+            ["sh", "-c", f"cat >> '{self.data}/postgresql.conf'"], input=overrides, check=True
+        )
+        result = self.primary._run(
+            [str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
+             "-l", str(self.log)],
+            capture_output=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise LocalDbError(f"the standby did not start (see {self.log})")
+
+    def stop(self) -> bool:
+        """Stop and delete the standby; whether one was running."""
+        bindir = find_server_binaries()
+        running = bindir is not None and (self.data / "PG_VERSION").exists()
+        if running:
+            status = self.primary._run(
+                [str(bindir / "pg_ctl"), "status", "-D", str(self.data)], capture_output=True
+            )
+            running = status.returncode == 0
+            if running:
+                self.primary._run(
+                    [str(bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.data)],
+                    check=True,
+                    capture_output=True,
+                )
+        shutil.rmtree(self.base, ignore_errors=True)
+        return running
+
+
+class PgBouncer:
+    """PgBouncer in transaction mode in front of the cluster, on a unix socket only: every
+    transaction of a client may run on another server connection, so nothing a session sets
+    outlives its transaction unless it leaks (docs/scaling.md, "Connection pooling")."""
+
+    POOL_SIZE = 3
+
+    def __init__(self, primary: Cluster | None = None) -> None:
+        self.primary = primary or Cluster()
+        self.base = _companion_dir(self.primary, "pgbouncer", PGBOUNCER_PORT)
+        self.socket_dir = self.base / "run"
+        self.ini = self.base / "pgbouncer.ini"
+        self.pidfile = self.base / "pgbouncer.pid"
+        self.log = self.base / "pgbouncer.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{DB_USER}@/{DB_NAME}?host={self.socket_dir}&port={PGBOUNCER_PORT}"
+
+    def _binary(self) -> str:
+        found = shutil.which("pgbouncer") or (
+            "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+        )
+        if found:
+            return found
+        if not is_root():
+            raise LocalDbError(
+                "pgbouncer is missing: sudo apt-get install -y pgbouncer "
+                f"(or run without {PGBOUNCER_ENV})"
+            )
+        print("localdb: installing pgbouncer (apt-get install -y pgbouncer)...", flush=True)
+        apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "pgbouncer"],
+            check=True,
+            env=apt_env,
+            stdout=subprocess.DEVNULL,
+        )
+        return shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+    def start(self) -> None:
+        binary = self._binary()
+        self.stop()
+        _prepare_folder(self.base, self.primary.account)
+        _prepare_folder(self.socket_dir, self.primary.account)
+        auth_file = self.base / "users.txt"
+        config = (
+            "[databases]\n"
+            f"* = host={self.primary.socket_dir} port={PORT}\n"
+            "[pgbouncer]\n"
+            "listen_addr =\n"
+            f"listen_port = {PGBOUNCER_PORT}\n"
+            f"unix_socket_dir = {self.socket_dir}\n"
+            "auth_type = trust\n"
+            f"auth_file = {auth_file}\n"
+            f"admin_users = {DB_USER}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {self.POOL_SIZE}\n"
+            # Keep them all open, so that the round robin below really rotates.
+            f"min_pool_size = {self.POOL_SIZE}\n"
+            "max_client_conn = 200\n"
+            # Hand each transaction the least recently used server: consecutive transactions
+            # of one client land on different server connections.
+            "server_round_robin = 1\n"
+            "ignore_startup_parameters = extra_float_digits\n"
+            f"logfile = {self.log}\n"
+            f"pidfile = {self.pidfile}\n"
+        )
+        for path, text in ((self.ini, config), (auth_file, f'"{DB_USER}" ""\n')):
+            path.write_text(text)
+            if self.primary.account is not None:
+                os.chown(path, self.primary.account.pw_uid, self.primary.account.pw_gid)
+        result = self.primary._run([binary, "-d", "-q", str(self.ini)], capture_output=True)
+        if result.returncode != 0:
+            raise LocalDbError(f"pgbouncer did not start: {result.stderr.strip()[-300:]}")
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def release(self, database: str) -> None:
+        """Close PgBouncer's server connections to `database` (KILL, then RESUME so that
+        later clients are served again), so that it can be dropped."""
+        psql = shutil.which("psql") or str(find_server_binaries() / "psql")
+        for command in (f"KILL {database}", f"RESUME {database}"):
+            subprocess.run(
+                [psql, "-h", str(self.socket_dir), "-p", str(PGBOUNCER_PORT), "-U", DB_USER,
+                 "-X", "-q", "-d", "pgbouncer", "-c", command],
+                capture_output=True,
+                check=False,
+            )  # fmt: skip
+
+    def stop(self) -> bool:
+        pid = self._pid()
+        if pid is None:
+            return False
+        os.kill(pid, 15)
+        for _ in range(100):
+            if self._pid() is None:
+                return True
+            time.sleep(0.05)
+        return True
+
+
 def stored_secret(name: str, length: int = 50) -> str:
     """A generated value kept in .local/<name> so it survives restarts."""
     LOCAL_DIR.mkdir(exist_ok=True)
@@ -306,8 +525,30 @@ def development_environment() -> dict[str, str]:
     return env
 
 
+def run_behind_pgbouncer(command: list[str], env: dict[str, str]) -> int:
+    """COMMAND with DATABASE_URL through a PgBouncer started for it (transaction mode, no
+    server-side cursors), stopped when it ends; its exit code."""
+    if os.environ.get("DATABASE_URL"):
+        raise LocalDbError(f"{PGBOUNCER_ENV} needs the local cluster: unset DATABASE_URL")
+    bouncer = PgBouncer()
+    bouncer.start()
+    env = {
+        **env,
+        "DATABASE_URL": bouncer.url,
+        "DATABASE_DISABLE_SERVER_SIDE_CURSORS": "true",
+        "RECSYS_PGBOUNCER_SOCKET": str(bouncer.socket_dir),
+    }
+    try:
+        return subprocess.run(command, env=env, check=False).returncode
+    finally:
+        bouncer.stop()
+
+
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m config.localdb start|ensure|stop|status|url|run -- COMMAND [ARGS...]"
+    usage = (
+        "usage: python -m config.localdb "
+        "start|ensure|stop|status|url|standby|standby-stop|run -- COMMAND [ARGS...]"
+    )
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__.strip() if argv else usage)
         return 0 if argv else 2
@@ -323,6 +564,8 @@ def main(argv: list[str]) -> int:
             cluster.start()
             print(f"localdb: running ({cluster.base})")
     elif action == "stop":
+        PgBouncer(cluster).stop()
+        Standby(cluster).stop()
         print("localdb: stopped" if cluster.stop() else "localdb: not running")
     elif action == "status":
         bindir = find_server_binaries()
@@ -331,12 +574,20 @@ def main(argv: list[str]) -> int:
         return 0 if running else 3
     elif action == "url":
         print(cluster.url)
+    elif action == "standby":
+        standby = Standby(cluster)
+        standby.start()
+        print(standby.url())
+    elif action == "standby-stop":
+        print("localdb: standby stopped" if Standby(cluster).stop() else "localdb: no standby")
     elif action == "run":
         command = rest[1:] if rest[:1] == ["--"] else rest
         if not command:
             print(usage, file=sys.stderr)
             return 2
         env = development_environment()
+        if env.get(PGBOUNCER_ENV) in {"1", "true", "yes"}:
+            return run_behind_pgbouncer(command, env)
         os.execvpe(command[0], command, env)  # noqa: S606 - the operator's own command
     else:
         print(usage, file=sys.stderr)

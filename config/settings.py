@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 AUTOCOMMIT_DATABASE = "autocommit"
+REPLICA_DATABASE = "replica"
 
 env = environ.Env()
 
@@ -95,7 +96,25 @@ DATABASES[AUTOCOMMIT_DATABASE] = {
     "ATOMIC_REQUESTS": False,
     "TEST": {"MIRROR": "default"},
 }
-DATABASE_ROUTERS = ["config.db_routers.AutocommitRouter"]
+# A read replica (a streaming hot standby of the same cluster), when DATABASE_REPLICA_URL is
+# set: results, reports and the admin results pages read there (recsys_experiments/db.py,
+# config/db_routers.py; docs/scaling.md). Same options as "default", but no request
+# transaction of its own: a read opens a read-only one, with the request's role.
+if env("DATABASE_REPLICA_URL", default=""):
+    _replica = env.db("DATABASE_REPLICA_URL")
+    DATABASES[REPLICA_DATABASE] = {
+        **DATABASES["default"],
+        **_replica,
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], **_replica.get("OPTIONS", {})},
+        "ATOMIC_REQUESTS": False,
+        "TEST": {"MIRROR": "default"},
+    }
+# Behind PgBouncer in transaction mode (docs/scaling.md, "Connection pooling") a named cursor
+# cannot outlive its transaction's server connection: no server-side cursors.
+if env.bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False):
+    for _alias in DATABASES:
+        DATABASES[_alias]["DISABLE_SERVER_SIDE_CURSORS"] = True
+DATABASE_ROUTERS = ["config.db_routers.AutocommitRouter", "config.db_routers.ReplicaRouter"]
 
 # Shared by every gunicorn worker (no new server): the throttles' counters live here.
 CACHES = {
@@ -142,6 +161,10 @@ API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=2_000_000)
 RESULTS_CUPED_DAYS = env.int("RESULTS_CUPED_DAYS", default=7)
 if not 0 <= RESULTS_CUPED_DAYS <= 90:
     raise ImproperlyConfigured(f"RESULTS_CUPED_DAYS: 0 (off) to 90 days, got {RESULTS_CUPED_DAYS}")
+
+# Results read complete days from the daily rollups (docs/telemetry.md, "Rollups"); off reads
+# every window raw (a debugging aid: the answers are the same).
+TELEMETRY_ROLLUPS = env.bool("TELEMETRY_ROLLUPS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -13,6 +13,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 
 from recsys_experiments.admin.experiment_admin import ExperimentAdmin, ExperimentPage
+from recsys_experiments.db import reading, replica_status
 
 from .results.admin import results_view
 from .results.alerts import health_with_experiment_alerts
@@ -21,12 +22,15 @@ from .results.calculator import calculator_view
 
 def diagnostics_view(site):
     def view(request):
-        health = health_with_experiment_alerts(days=7)
-        return TemplateResponse(
-            request,
-            "admin/recsys_experiments/diagnostics.html",
-            {**site.each_context(request), "title": "Telemetry diagnostics", "health": health},
-        )
+        with reading():  # the read replica, when configured (recsys_experiments/db.py)
+            health = health_with_experiment_alerts(days=7)
+        context = {
+            **site.each_context(request),
+            "title": "Telemetry diagnostics",
+            "health": health,
+            "replica": replica_status(),
+        }
+        return TemplateResponse(request, "admin/recsys_experiments/diagnostics.html", context)
 
     return view
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from recsys_experiments.db import reading_cursor
 
 
 def _rows(query: str, params: list) -> list[dict]:
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(query, params)
         columns = [column.name for column in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.conf import settings
@@ -21,7 +23,7 @@ def _uses_database(item) -> bool:
 def pytest_collection_modifyitems(items):
     """Requests count rate limits and failed logins on a connection of their own
     (settings.AUTOCOMMIT_DATABASE, a mirror of the test database): every database test may
-    use it."""
+    use it; the tests using the `replica` fixture may use settings.REPLICA_DATABASE too."""
     for item in items:
         if not _uses_database(item):
             continue
@@ -29,6 +31,9 @@ def pytest_collection_modifyitems(items):
         kwargs = dict(marker.kwargs) if marker else {}
         if kwargs.get("databases") in (None, ["default"], ("default",), {"default"}):
             kwargs["databases"] = ["default", settings.AUTOCOMMIT_DATABASE]
+            # The read-replica tests' standby (fixture `replica`, below).
+            if "replica" in getattr(item, "fixturenames", ()):
+                kwargs["databases"].append(settings.REPLICA_DATABASE)
             args = marker.args if marker else ()
             item.add_marker(pytest.mark.django_db(*args, **kwargs), append=False)
 
@@ -38,7 +43,13 @@ def django_db_setup(django_db_setup):
     yield
     # The autocommit connection is a second session on the test database, which could not be
     # dropped while it is open.
+    name = connections["default"].settings_dict["NAME"]
     connections.close_all()
+    if os.environ.get("RECSYS_PGBOUNCER_SOCKET"):
+        # Behind PgBouncer (make test's pooled step) its server connections hold it open too.
+        from config.localdb import PgBouncer
+
+        PgBouncer().release(name)
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +117,45 @@ def admin(client, staff_user):
     """The Django admin as a superuser (a session login, as a browser has)."""
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture(scope="session")
+def streaming_standby(django_db_setup, django_db_blocker):
+    """A real streaming hot standby of the embedded test cluster (config/localdb.py Standby:
+    pg_basebackup -R, its own socket and port), for the session; deleted afterwards. Skipped
+    when the tests run on another database (DATABASE_URL not the local cluster)."""
+    from config.localdb import Cluster, Standby
+    from recsys_experiments.db import server
+
+    cluster = Cluster()
+    if server(connections["default"].settings_dict)[0] != str(cluster.socket_dir):
+        reason = "the standby tests need the embedded cluster (config/localdb.py)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from tests.standby import Replica
+
+    standby = Standby(cluster)
+    standby.start()
+    Replica.register()
+    yield standby
+    with django_db_blocker.unblock():
+        Replica.unregister()
+        connections.close_all()
+    standby.stop()
+
+
+@pytest.fixture
+def replica(streaming_standby):
+    """The `replica` alias on the standby for one test (tests/standby.py), caught up with the
+    primary. Use with @pytest.mark.django_db(transaction=True): only committed data reaches a
+    standby (the alias is added to the test's databases by pytest_collection_modifyitems)."""
+    from tests.standby import Replica
+
+    replica = Replica(streaming_standby)
+    replica.attach()
+    try:
+        replica.catch_up()
+        yield replica
+    finally:
+        replica.detach()

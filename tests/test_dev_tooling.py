@@ -118,7 +118,11 @@ def test_localdb_status_itself_exits_3_when_stopped(project_copy):
              "collecting static files", "loading the demo data", "creating the dev logins",
              "serving on http://127.0.0.1:8000/"],
         ),
-        ("test", ["installing the project", "linting", "starting PostgreSQL", "running the tests"]),
+        (
+            "test",
+            ["installing the project", "linting", "starting PostgreSQL", "running the tests",
+             "running the API tests through PgBouncer"],
+        ),
     ],
 )  # fmt: skip
 def test_every_step_of_run_and_test_goes_through_a_step_line(project_copy, target, expected):

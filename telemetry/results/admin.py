@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
+from recsys_experiments.db import reading
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.svg_chart import forest_plot, line_chart
 from recsys_experiments.models import AuditEntry
@@ -110,6 +111,13 @@ def _relative(row: dict) -> tuple:
 
 
 def results_view(model_admin, request, experiment):
+    """The page, read (and rendered: its querysets are read then) on the read replica when one
+    is configured (recsys_experiments/db.py)."""
+    with reading():
+        return _results_page(model_admin, request, experiment).render()
+
+
+def _results_page(model_admin, request, experiment):
     results, chosen = _results(request, experiment)
     # What each metric counts, for the table (like / impression, sum of purchase per user).
     labels = {

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from recsys_experiments.db import reading_cursor
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.guardrails import (
     OUTCOME_TYPES,
@@ -43,28 +43,78 @@ from recsys_experiments.lib.statistics import (
 from recsys_experiments.models import Experiment, ExperimentPhase
 from telemetry.models import Metric
 from telemetry.results.metrics import experiment_metrics, metric_rows, primary_metric
+from telemetry.rollups import window_split
 from telemetry.selectors import telemetry_health
 
 EXCLUSIONS = ("manual", "multiple_variants", "before_phase")
 
-# The phase's users in the window, each classified: excluded (and why) or clean.
-CLASSIFIED = """
-with tagged as (
+# The window's impressions come from two sides (telemetry/rollups.py `window_split`): the
+# clean rolled days wholly inside the window from rec_daily_user_rollups (`%(days)s`), the
+# rest (edges, today, dirty days) raw from rec_impressions, one index range per interval
+# (`%(raw_from)s`, `%(raw_to)s`). A day comes from one side only.
+_RAW_TAGGED = """
+raw_tagged as (
     select i.user_id, i.rec_request_id, i.media_item_id,
            i.request_context -> 'experiments' ->> %(key)s as variant
-    from rec_impressions as i
-    where i.created_at >= %(start)s and i.created_at < %(end)s
-      and i.request_context -> 'experiments' ? %(key)s
+    from unnest(%(raw_from)s::timestamptz[], %(raw_to)s::timestamptz[]) as w(lo, hi)
+    join rec_impressions as i on i.created_at >= w.lo and i.created_at < w.hi
+    where i.request_context -> 'experiments' ? %(key)s
       and (%(users)s::uuid[] is null or i.user_id = any(%(users)s::uuid[]))
+)"""
+
+# The phase's users in the window, each classified: excluded (and why) or clean. `tagged`
+# is per user and variant: impressions and the outcomes on them (per impression).
+CLASSIFIED = (
+    "with"  # noqa: S608 - constant SQL text joined to constant SQL text
+    + _RAW_TAGGED
+    + """,
+tagged as (
+    select t.user_id, t.variant, sum(t.impressions)::bigint as impressions,
+           sum(t.likes)::bigint as likes, sum(t.dislikes)::bigint as dislikes,
+           sum(t.watchlists)::bigint as watchlists, sum(t.ratings)::bigint as ratings,
+           sum(t.rating_sum) as rating_sum, sum(t.detail_opens)::bigint as detail_opens
+    from (
+        select r.user_id, r.variant, count(*) as impressions,
+               sum(o.likes) as likes, sum(o.dislikes) as dislikes,
+               sum(o.watchlists) as watchlists, sum(o.ratings) as ratings,
+               sum(o.rating_sum) as rating_sum, sum(o.detail_opens) as detail_opens
+        from raw_tagged as r
+        cross join lateral (
+            select count(*) filter (where x.outcome_type = 'like') as likes,
+                   count(*) filter (where x.outcome_type = 'dislike') as dislikes,
+                   count(*) filter (where x.outcome_type = 'watchlist') as watchlists,
+                   count(*) filter (where x.outcome_type = 'rating') as ratings,
+                   sum(x.value) filter (where x.outcome_type = 'rating') as rating_sum,
+                   count(*) filter (where x.outcome_type = 'detail_open') as detail_opens
+            from rec_outcomes as x
+            where x.user_id = r.user_id and x.rec_request_id = r.rec_request_id
+              and x.media_item_id = r.media_item_id
+        ) as o
+        group by r.user_id, r.variant
+        union all
+        select u.user_id, u.variant, u.impressions, u.likes, u.dislikes, u.watchlists,
+               u.ratings, u.rating_sum, u.detail_opens
+        from rec_daily_user_rollups as u
+        where u.experiment_key = %(key)s and u.day = any(%(days)s::date[])
+          and u.impressions > 0
+          and (%(users)s::uuid[] is null or u.user_id = any(%(users)s::uuid[]))
+    ) as t
+    group by t.user_id, t.variant
 ),
 -- App-side exposures (rec_exposures) of the experiment in the window: an exposed user like
 -- one with a tagged impression.
 app_exposed as (
     select x.user_id, x.variant
-    from rec_exposures as x
-    where x.experiment_id = %(experiment_id)s
-      and x.occurred_at >= %(start)s and x.occurred_at < %(end)s
-      and (%(users)s::uuid[] is null or x.user_id = any(%(users)s::uuid[]))
+    from unnest(%(raw_from)s::timestamptz[], %(raw_to)s::timestamptz[]) as w(lo, hi)
+    join rec_exposures as x
+      on x.experiment_id = %(experiment_id)s
+     and x.occurred_at >= w.lo and x.occurred_at < w.hi
+    where (%(users)s::uuid[] is null or x.user_id = any(%(users)s::uuid[]))
+    union all
+    select u.user_id, u.variant
+    from rec_daily_user_rollups as u
+    where u.experiment_key = %(key)s and u.day = any(%(days)s::date[]) and u.exposures > 0
+      and (%(users)s::uuid[] is null or u.user_id = any(%(users)s::uuid[]))
 ),
 exposed as (
     select t.user_id, min(t.variant) as variant, count(distinct t.variant) as variants
@@ -102,6 +152,7 @@ classified as (
            on a.experiment_id = %(experiment_id)s and a.user_id = u.user_id
 )
 """
+)
 
 POPULATION = (
     CLASSIFIED  # noqa: S608 - constant SQL text joined to constant SQL text
@@ -115,18 +166,20 @@ select 'exposure' as row, c.variant, null::text as outcome_type,
        coalesce(max(n.impressions), 0) as impressions, count(*) as users,
        null::float8 as mean_rating
 from classified as c
-left join (select t.variant, count(*) as impressions from clean as t group by t.variant) as n
+left join (select t.variant, sum(t.impressions)::bigint as impressions from clean as t
+           group by t.variant) as n
        on n.variant = c.variant
 where c.excluded is null
 group by c.variant
 union all
-select 'outcome', c.variant, o.outcome_type, null, count(distinct c.user_id),
-       avg(o.value) filter (where o.outcome_type = 'rating')
+select 'outcome', c.variant, k.outcome_type, null, count(*) filter (where k.events > 0),
+       case when k.outcome_type = 'rating'
+            then sum(c.rating_sum) / nullif(sum(c.ratings), 0) end
 from clean as c
-join rec_outcomes as o
-  on o.user_id = c.user_id and o.rec_request_id = c.rec_request_id
- and o.media_item_id = c.media_item_id
-group by c.variant, o.outcome_type
+cross join lateral (values ('like', c.likes), ('dislike', c.dislikes),
+                           ('watchlist', c.watchlists), ('rating', c.ratings),
+                           ('detail_open', c.detail_opens)) as k(outcome_type, events)
+group by c.variant, k.outcome_type
 union all
 select 'excluded', c.variant, c.excluded, null, count(*), null
 from classified as c
@@ -154,21 +207,34 @@ group by c.variant
 
 # The ranking provenance the deck recorded on the experiment's impressions in the window
 # (request_context.ranking, docs/deck.md): which profile, version and final knobs served each
-# variant. Impressions from before provenance was recorded group under nulls.
-RANKING = """
-select i.request_context -> 'experiments' ->> %(key)s as variant,
-       i.request_context -> 'ranking' ->> 'profile' as profile,
-       i.request_context -> 'ranking' ->> 'profile_id' as profile_id,
-       i.request_context -> 'ranking' ->> 'version' as version,
-       i.request_context -> 'ranking' ->> 'knobs_hash' as knobs_hash,
-       count(*) as impressions
-from rec_impressions as i
-where i.created_at >= %(start)s and i.created_at < %(end)s
-  and i.request_context -> 'experiments' ? %(key)s
-  and (%(users)s::uuid[] is null or i.user_id = any(%(users)s::uuid[]))
+# variant. Impressions from before provenance was recorded group under nulls. Rolled days
+# from rec_daily_ranking_rollups (no per-user rows: a user filter reads everything raw).
+RANKING = (
+    "with"  # noqa: S608 - constant SQL text joined to constant SQL text
+    + _RAW_TAGGED.replace(
+        "i.request_context -> 'experiments' ->> %(key)s as variant",
+        "i.request_context -> 'experiments' ->> %(key)s as variant, i.request_context",
+    )
+    + """
+select t.variant, t.profile, t.profile_id, t.version, t.knobs_hash,
+       sum(t.impressions)::bigint as impressions
+from (
+    select r.variant,
+           r.request_context -> 'ranking' ->> 'profile' as profile,
+           r.request_context -> 'ranking' ->> 'profile_id' as profile_id,
+           r.request_context -> 'ranking' ->> 'version' as version,
+           r.request_context -> 'ranking' ->> 'knobs_hash' as knobs_hash,
+           1 as impressions
+    from raw_tagged as r
+    union all
+    select k.variant, k.profile, k.profile_id, k.version, k.knobs_hash, k.impressions
+    from rec_daily_ranking_rollups as k
+    where k.experiment_key = %(key)s and k.day = any(%(days)s::date[])
+) as t
 group by 1, 2, 3, 4, 5
 order by 1, 6 desc, 2, 4, 5
 """
+)
 
 
 def _whole(value: str | None) -> int | None:
@@ -356,10 +422,13 @@ def _population(
 ):
     if phase is None or window.start >= window.end:
         return []
-    with connection.cursor() as cursor:
+    # A user filter reads raw (the ranking rollup has no per-user rows; few users anyway).
+    split = window_split(window.start, window.end, rollups=user_ids is None)
+    with reading_cursor() as cursor:
         cursor.execute(
             query,
             {
+                **split.params(),
                 "key": experiment.key,
                 "experiment_id": experiment.pk,
                 "start": window.start,

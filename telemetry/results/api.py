@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from recsys_experiments.api.admin_experiments import TAGS, AdminExperimentApi
 from recsys_experiments.api.errors import days_param
+from recsys_experiments.db import reading
 from recsys_experiments.lib.constants import METRIC_KINDS
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.statistics import CORRECTIONS
@@ -196,17 +197,18 @@ class ExperimentMetricsApi(AdminExperimentApi):
         mde = parse_mde(params.get("mde"))
         correction = correction_param(request)
         experiment = experiment_get(key)
-        results = experiment_results(
-            experiment,
-            phase=phase,
-            date_from=date_from,
-            date_to=date_to,
-            days=days,
-            correction=correction,
-            mde=mde,
-        )
-        if view is not None:
-            results["breakdown"] = experiment_daily_breakdown(
-                experiment, view, window=results["window"]
+        with reading():  # the read replica, when configured (recsys_experiments/db.py)
+            results = experiment_results(
+                experiment,
+                phase=phase,
+                date_from=date_from,
+                date_to=date_to,
+                days=days,
+                correction=correction,
+                mde=mde,
             )
+            if view is not None:
+                results["breakdown"] = experiment_daily_breakdown(
+                    experiment, view, window=results["window"]
+                )
         return Response(results)

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from recsys_experiments.db import reading_cursor
 from recsys_experiments.lib.constants import (
     CONVERSION,
     IMPRESSION,
@@ -56,6 +56,7 @@ from recsys_experiments.lib.statistics import (
 )
 from recsys_experiments.models import Experiment
 from telemetry.models import Metric
+from telemetry.rollups import window_split
 
 # Column names come from lib/constants.OUTCOME_TYPES (never from input).
 _OUTCOME_COUNTS = ",\n               ".join(
@@ -67,105 +68,182 @@ _OUTCOME_TOTALS = ",\n       ".join(
     f"coalesce(sum(o.{kind}_events), 0), coalesce(sum(o.{kind}_sum), 0)" for kind in OUTCOME_TYPES
 )
 
-# One row per user and variant. Each served (request, item) is looked up in rec_outcomes by
-# its index, once however often it was served: no join between two aggregates, whose sizes
-# the planner cannot estimate (it once chose a nested loop over thousands of users).
-# The only interpolation: the outcome columns, built from the constants above.
+# The rollups' columns for each outcome type's count and value sum, counted once per served
+# (request, item) (telemetry/sql/rollups.v1.sql).
+_ROLLUP_COUNTS = ",\n           ".join(
+    f"u.{kind}_events, u.{'rating_sum_once' if kind == 'rating' else kind + '_sum'} as {kind}_sum"
+    for kind in OUTCOME_TYPES
+)
+_OUTCOME_COLUMNS = ", ".join(f"o.{kind}_events, o.{kind}_sum" for kind in OUTCOME_TYPES)
+
+# One row per user and variant. The window is split (telemetry/rollups.py `window_split`):
+# its clean rolled days come from rec_daily_user_rollups (`%(days)s`), the rest raw, one index
+# range of rec_impressions per interval (`%(raw_from)s`, `%(raw_to)s`). Each served (request,
+# item) is looked up in rec_outcomes by its index, once however often it was served: no join
+# between two aggregates, whose sizes the planner cannot estimate (it once chose a nested loop
+# over thousands of users). The only interpolation: the outcome columns, built from the
+# constants above.
 PER_USER_COUNTS = f"""
 with served as (
     select i.user_id, i.rec_request_id, i.media_item_id,
            i.request_context -> 'experiments' ->> %(key)s as variant, count(*) as impressions
-    from rec_impressions as i
-    where i.created_at >= %(start)s and i.created_at < %(end)s
-      and i.request_context -> 'experiments' ? %(key)s
+    from unnest(%(raw_from)s::timestamptz[], %(raw_to)s::timestamptz[]) as w(lo, hi)
+    join rec_impressions as i on i.created_at >= w.lo and i.created_at < w.hi
+    where i.request_context -> 'experiments' ? %(key)s
     group by 1, 2, 3, 4
+),
+counted as (
+    select s.user_id, s.variant, s.impressions, {_OUTCOME_COLUMNS}
+    from served as s
+    left join lateral (
+        select {_OUTCOME_COUNTS}
+        from rec_outcomes as o
+        where o.rec_request_id = s.rec_request_id and o.media_item_id = s.media_item_id
+          and o.user_id = s.user_id
+    ) as o on true
+    union all
+    select u.user_id, u.variant, u.impressions,
+           {_ROLLUP_COUNTS}
+    from rec_daily_user_rollups as u
+    where u.experiment_key = %(key)s and u.day = any(%(days)s::date[]) and u.impressions > 0
 )
-select s.user_id, s.variant, sum(s.impressions),
+select o.user_id, o.variant, sum(o.impressions),
        {_OUTCOME_TOTALS}
-from served as s
-left join lateral (
-    select {_OUTCOME_COUNTS}
-    from rec_outcomes as o
-    where o.rec_request_id = s.rec_request_id and o.media_item_id = s.media_item_id
-      and o.user_id = s.user_id
-) as o on true
-group by s.user_id, s.variant
-order by s.variant, s.user_id
+from counted as o
+group by o.user_id, o.variant
+order by o.variant, o.user_id
 """  # noqa: S608
 
+# Each user's first impression tagged with the experiment in [phase start, end), from the
+# rolled days' first_at and the raw rest (`%(phase_days)s`, `%(phase_raw_from)s`, …).
+_FIRST_EXPOSURE = """
+first_exposure as (
+    select f.user_id, min(f.exposed_at) as exposed_at
+    from (
+        select i.user_id, min(i.created_at) as exposed_at
+        from unnest(%(phase_raw_from)s::timestamptz[], %(phase_raw_to)s::timestamptz[])
+             as w(lo, hi)
+        join rec_impressions as i on i.created_at >= w.lo and i.created_at < w.hi
+        where i.request_context -> 'experiments' ? %(key)s
+        group by i.user_id
+        union all
+        select u.user_id, min(u.first_at)
+        from rec_daily_user_rollups as u
+        where u.experiment_key = %(key)s and u.day = any(%(phase_days)s::date[])
+          and u.impressions > 0
+        group by u.user_id
+    ) as f
+    group by f.user_id
+)"""
 
 # One row per user with an impression in their pre-period: the N days before their first
-# exposure to the experiment in the phase. Same lateral style as above: the exposed users come
-# from one scan of the phase's tagged impressions; each user's pre-period impressions are an
-# index range scan of idx_rec_impressions_user_time (user_id, created_at); each served
-# (request, item) then looks its outcomes up by index, keeping those that occurred before the
-# exposure (an outcome after it could carry the treatment's effect).
+# exposure to the experiment in the phase, all their impressions (tagged or not) and the
+# outcomes on them that occurred before the exposure (an outcome after it could carry the
+# treatment's effect). A pre-period day wholly inside it that is rolled and clean
+# (`%(pre_days)s`) is read from rec_daily_user_totals, unless an outcome on that day's
+# impressions occurred at or after the exposure (last_outcome_at): then, like the partial
+# days at both ends, it is read raw, an index range scan of idx_rec_impressions_user_time
+# (user_id, created_at) per user and day, and each served (request, item) looks its outcomes
+# up by index.
 PRE_PERIOD_COUNTS = f"""
-with first_exposure as (
-    select i.user_id, min(i.created_at) as exposed_at
-    from rec_impressions as i
-    where i.created_at >= %(phase_start)s and i.created_at < %(end)s
-      and i.request_context -> 'experiments' ? %(key)s
-    group by i.user_id
+with{_FIRST_EXPOSURE},
+pre_days as (
+    select f.user_id, f.exposed_at, d::date as day,
+           greatest(f.exposed_at - make_interval(days => %(days)s),
+                    d::date::timestamp at time zone 'UTC') as lo,
+           least(f.exposed_at, (d::date + 1)::timestamp at time zone 'UTC') as hi,
+           (d::date::timestamp at time zone 'UTC' >= f.exposed_at - make_interval(days => %(days)s)
+            and (d::date + 1)::timestamp at time zone 'UTC' <= f.exposed_at
+            and d::date = any(%(pre_days)s::date[])) as whole
+    from first_exposure as f
+    cross join generate_series(
+        ((f.exposed_at - make_interval(days => %(days)s)) at time zone 'UTC')::date,
+        (f.exposed_at at time zone 'UTC')::date,
+        interval '1 day'
+    ) as d
+),
+pre as (
+    select p.*, t.user_id is not null as rolled,
+           coalesce(t.last_outcome_at < p.exposed_at, true) as before_exposure
+    from pre_days as p
+    left join rec_daily_user_totals as t
+           on p.whole and t.user_id = p.user_id and t.day = p.day
 ),
 served as (
-    select f.user_id, f.exposed_at, p.rec_request_id, p.media_item_id, p.impressions
-    from first_exposure as f
-    cross join lateral (
-        select e.rec_request_id, e.media_item_id, count(*) as impressions
-        from rec_impressions as e
-        where e.user_id = f.user_id
-          and e.created_at >= f.exposed_at - make_interval(days => %(days)s)
-          and e.created_at < f.exposed_at
-        group by e.rec_request_id, e.media_item_id
-    ) as p
+    select p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id, count(*) as impressions
+    from pre as p
+    join rec_impressions as e
+      on e.user_id = p.user_id and e.created_at >= p.lo and e.created_at < p.hi
+    where not (p.whole and p.before_exposure)
+    group by p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id
+),
+counted as (
+    select s.user_id, s.impressions, {_OUTCOME_COLUMNS}
+    from served as s
+    left join lateral (
+        select {_OUTCOME_COUNTS}
+        from rec_outcomes as o
+        where o.rec_request_id = s.rec_request_id and o.media_item_id = s.media_item_id
+          and o.user_id = s.user_id and o.occurred_at < s.exposed_at
+    ) as o on true
+    union all
+    select u.user_id, u.impressions,
+           {_ROLLUP_COUNTS}
+    from pre as p
+    join rec_daily_user_totals as u on u.user_id = p.user_id and u.day = p.day
+    where p.whole and p.before_exposure and p.rolled
 )
-select s.user_id, sum(s.impressions),
+select o.user_id, sum(o.impressions),
        {_OUTCOME_TOTALS}
-from served as s
-left join lateral (
-    select {_OUTCOME_COUNTS}
-    from rec_outcomes as o
-    where o.rec_request_id = s.rec_request_id and o.media_item_id = s.media_item_id
-      and o.user_id = s.user_id and o.occurred_at < s.exposed_at
-) as o on true
-group by s.user_id
+from counted as o
+group by o.user_id
 """  # noqa: S608
 
 
 # Per exposed user and variant, the conversions of the named metrics tagged with that variant
-# and occurred in the window: each user's conversions are an index range scan of
-# idx_rec_conversions_user (user_id, occurred_at).
+# and occurred in the window: rolled days from rec_daily_conversion_rollups, the rest raw
+# (idx_rec_conversions_metric: metric_name, occurred_at).
 CONVERSION_COUNTS = """
 with exposed as (
-    select distinct i.user_id, i.request_context -> 'experiments' ->> %(key)s as variant
-    from rec_impressions as i
-    where i.created_at >= %(start)s and i.created_at < %(end)s
-      and i.request_context -> 'experiments' ? %(key)s
+    select distinct e.user_id, e.variant
+    from (
+        select i.user_id, i.request_context -> 'experiments' ->> %(key)s as variant
+        from unnest(%(raw_from)s::timestamptz[], %(raw_to)s::timestamptz[]) as w(lo, hi)
+        join rec_impressions as i on i.created_at >= w.lo and i.created_at < w.hi
+        where i.request_context -> 'experiments' ? %(key)s
+        union all
+        select u.user_id, u.variant
+        from rec_daily_user_rollups as u
+        where u.experiment_key = %(key)s and u.day = any(%(days)s::date[])
+          and u.impressions > 0
+    ) as e
+),
+converted as (
+    select c.user_id, c.request_context -> 'experiments' ->> %(key)s as variant,
+           c.metric_name, count(*) as events, sum(c.value) as total
+    from unnest(%(raw_from)s::timestamptz[], %(raw_to)s::timestamptz[]) as w(lo, hi)
+    join rec_conversions as c
+      on c.metric_name = any(%(names)s::text[])
+     and c.occurred_at >= w.lo and c.occurred_at < w.hi
+    where c.request_context -> 'experiments' ? %(key)s
+    group by 1, 2, 3
+    union all
+    select r.user_id, r.variant, r.metric_name, r.conversions, r.value_sum
+    from rec_daily_conversion_rollups as r
+    where r.experiment_key = %(key)s and r.day = any(%(days)s::date[])
+      and r.metric_name = any(%(names)s::text[])
 )
-select e.user_id, e.variant, c.metric_name, c.events, c.total
+select e.user_id, e.variant, c.metric_name, sum(c.events), sum(c.total)
 from exposed as e
-cross join lateral (
-    select c.metric_name, count(*) as events, sum(c.value) as total
-    from rec_conversions as c
-    where c.user_id = e.user_id
-      and c.occurred_at >= %(start)s and c.occurred_at < %(end)s
-      and c.metric_name = any(%(names)s::text[])
-      and c.request_context -> 'experiments' ->> %(key)s = e.variant
-    group by c.metric_name
-) as c
+join converted as c on c.user_id = e.user_id and c.variant = e.variant
+group by e.user_id, e.variant, c.metric_name
 """
 
 # Each exposed user's conversions of the named metrics in their CUPED pre-period (the `days`
-# days before their first exposure in the phase, as PRE_PERIOD_COUNTS), whatever their tag.
-PRE_PERIOD_CONVERSIONS = """
-with first_exposure as (
-    select i.user_id, min(i.created_at) as exposed_at
-    from rec_impressions as i
-    where i.created_at >= %(phase_start)s and i.created_at < %(end)s
-      and i.request_context -> 'experiments' ? %(key)s
-    group by i.user_id
-)
+# days before their first exposure in the phase, as PRE_PERIOD_COUNTS), whatever their tag:
+# each user's are an index range scan of idx_rec_conversions_user (user_id, occurred_at).
+PRE_PERIOD_CONVERSIONS = f"""
+with{_FIRST_EXPOSURE}
 select f.user_id, c.metric_name, c.events, c.total
 from first_exposure as f
 cross join lateral (
@@ -177,7 +255,7 @@ cross join lateral (
       and c.metric_name = any(%(names)s::text[])
     group by c.metric_name
 ) as c
-"""
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -218,6 +296,16 @@ def _parse_counts(user_id, variant, impressions, per_type) -> UserCounts:
     return UserCounts(str(user_id), variant, int(impressions), events, sums)
 
 
+def _pre_period_splits(start, end, phase_start, days: int) -> dict:
+    """The phase's window split (first exposures) and the rolled days any pre-period can
+    cover (from `days` days before the phase's start)."""
+    phase_start = phase_start if phase_start is not None else start
+    return {
+        **window_split(phase_start, end).params("phase_"),
+        "pre_days": window_split(phase_start - timedelta(days=days), end).days,
+    }
+
+
 def pre_period_counts(
     experiment_key: str,
     *,
@@ -230,14 +318,13 @@ def pre_period_counts(
     start) and before the window's end. Users without a pre-period impression are absent. One
     query."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             PRE_PERIOD_COUNTS,
             {
                 "key": experiment_key,
-                "phase_start": phase_start if phase_start is not None else start,
-                "end": end,
                 "days": days,
+                **_pre_period_splits(start, end, phase_start, days),
             },
         )
         rows = cursor.fetchall()
@@ -257,10 +344,10 @@ def conversion_counts(
     """{(user id, variant): {name: (conversions, value sum)}}: each exposed user's conversions
     of `names` tagged with their variant and occurred in the window. One query."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             CONVERSION_COUNTS,
-            {"key": experiment_key, "start": start, "end": end, "names": sorted(names)},
+            {"key": experiment_key, "names": sorted(names), **window_split(start, end).params()},
         )
         rows = cursor.fetchall()
     found: dict[tuple[str, str], dict[str, tuple[int, float]]] = {}
@@ -280,15 +367,14 @@ def pre_period_conversions(
     """{user id: {name: (conversions, value sum)}} in each exposed user's pre-period (see
     `pre_period_counts`), whatever their tag. One query."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             PRE_PERIOD_CONVERSIONS,
             {
                 "key": experiment_key,
-                "phase_start": phase_start if phase_start is not None else start,
-                "end": end,
                 "days": days,
                 "names": sorted(names),
+                **window_split(phase_start or start, end).params("phase_"),
             },
         )
         rows = cursor.fetchall()
@@ -322,8 +408,9 @@ def per_user_counts(
     each user's conversions of those names too, under `conversion:<name>` (one more query, and
     one for their pre-period)."""
     start, end = _window(window)
-    with connection.cursor() as cursor:
-        cursor.execute(PER_USER_COUNTS, {"key": experiment_key, "start": start, "end": end})
+    split = window_split(start, end)
+    with reading_cursor() as cursor:
+        cursor.execute(PER_USER_COUNTS, {"key": experiment_key, **split.params()})
         rows = cursor.fetchall()
     # The population is applied here, not in SQL: a user-id array joined in the query is
     # estimated at a handful of rows and planned as a nested loop over every impression.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from django.db import connection
-
+from recsys_experiments.db import reading_cursor
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.models import Experiment
 
@@ -13,7 +12,7 @@ from recsys_experiments.models import Experiment
 def experiment_daily_series(experiment: Experiment, *, days: int) -> dict:
     """The last `days` UTC days of rec_variant_daily_metrics_v1 for one experiment, one value
     per day and variant (None where the variant had no impressions that day)."""
-    with connection.cursor() as cursor:
+    with reading_cursor() as cursor:
         cursor.execute(
             """
             select d::date as day, v.variant, m.impressions, m.like_rate
@@ -84,7 +83,7 @@ def experiment_daily_breakdown(experiment: Experiment, view: str, *, window: dic
     days = window_days(window)
     rows = []
     if days is not None:
-        with connection.cursor() as cursor:
+        with reading_cursor() as cursor:
             cursor.execute(
                 f"select * from {sql_view} "  # noqa: S608 - a name from BREAKDOWN_VIEWS
                 "where experiment_key = %s and day between %s and %s "

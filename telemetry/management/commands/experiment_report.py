@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from recsys_experiments.db import reading
 from recsys_experiments.lib.guardrails import FAILED, NOT_ENOUGH_DATA
 from recsys_experiments.management.base import RecsysCommand
 from telemetry.management.commands.guardrails import apply_file, load_file_option
@@ -70,15 +71,16 @@ class Command(RecsysCommand):
             raise CommandError("--from must not be after --to")
         experiment = self.get_experiment(key)
         file_guardrails = guardrail_file.guardrails_for(key) if guardrail_file else None
-        results = experiment_results(
-            experiment,
-            phase=phase,
-            date_from=date_from,
-            date_to=date_to,
-            days=days,
-            guardrails=file_guardrails,
-            mde=mde,
-        )
+        with reading():  # the read replica, when configured (recsys_experiments/db.py)
+            results = experiment_results(
+                experiment,
+                phase=phase,
+                date_from=date_from,
+                date_to=date_to,
+                days=days,
+                guardrails=file_guardrails,
+                mde=mde,
+            )
         if report_dir:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             arguments = {

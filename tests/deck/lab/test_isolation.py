@@ -5,6 +5,7 @@ The live database here holds demo data (tagged history of two active experiments
 them in its second phase, with a linked primary metric and a guardrail)."""
 
 import io
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -26,7 +27,15 @@ WALL_CLOCK = {"window", "phase", "phases", "power"}
 
 
 @pytest.fixture
-def live(db, settings):
+def live(db, settings, monkeypatch):
+    # Fixed salts: the planted effects are recovered from a few hundred users, and which of
+    # them land in which variant must not change from run to run.
+    salts = (f"5eed{n:012x}" for n in itertools.count(1))
+    for module in (
+        "recsys_experiments.services.experiments",
+        "recsys_experiments.lib.experiment_rules",
+    ):
+        monkeypatch.setattr(f"{module}.generate_salt", lambda: next(salts))
     # A few hundred simulated users: the always-valid intervals tuned for that sample (n*),
     # as docs/recsys-experiments.md advises, not for the default 5,000.
     settings.RESULTS_SEQUENTIAL_TUNING = 240

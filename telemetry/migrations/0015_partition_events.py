@@ -14,7 +14,7 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("telemetry", "0013_conversion_metrics"),
+        ("telemetry", "0014_rollups"),
         # The policies copied onto every partition name the security roles.
         ("recsys_experiments", "0003_security"),
     ]

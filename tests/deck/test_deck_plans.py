@@ -1,0 +1,211 @@
+"""The deck's SQL shape at catalogue scale (deck.v4.sql): each catalogue source walks an index
+in its own order and stops after its pool, whatever the catalogue size or the number of titles
+the user already acted on; the active experiments are read once per deck. Plans are read with
+auto_explain (JSON, actual row counts, no timings) from the statements inside
+media_swipe_deck_v1 itself."""
+
+import json
+
+import pytest
+from django.db import DatabaseError, connection
+
+from deck.models import CfReco, MediaItem, UserGenrePreference
+from recsys_experiments.lib.knobs import DEFAULT_KNOBS
+from tests.factories.experiments import ActiveExperimentFactory
+from tests.factories.users import UserFactory
+
+CATALOGUE = 30_000
+GENRES = [f"genre{n}" for n in range(12)]
+POOL = DEFAULT_KNOBS["candidate_pool"]
+
+
+def _load_catalogue(size: int) -> None:
+    """`size` titles, two genres each, distinct popularities, one year in 13 unknown."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            insert into media_items (title, genres, year, popularity, created_at)
+            select 'title ' || n,
+                   array[(%(genres)s::text[])[1 + n %% 12],
+                         (%(genres)s::text[])[1 + (n / 12 + 1) %% 12]],
+                   case when n %% 13 = 0 then null else 1950 + (n * 7) %% 75 end,
+                   (n * 7919) %% %(size)s + 1, now()
+            from generate_series(1, %(size)s) as n;
+            analyze media_items;
+            analyze media_item_genres;
+            """,
+            {"genres": GENRES, "size": size},
+        )
+
+
+def _act_on_most_popular(user, count: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            insert into rec_outcomes
+                (user_id, rec_request_id, media_item_id, outcome_type, event_id)
+            select %s, gen_random_uuid(), m.id, 'like', 'e' || m.id
+            from media_items as m order by m.popularity desc limit %s;
+            analyze rec_outcomes;
+            """,
+            [user.pk, count],
+        )
+
+
+def _deck_plans(user) -> tuple[dict, list[dict]]:
+    """The deck and the JSON plans of every statement it ran (auto_explain, nested)."""
+    plans: list[dict] = []
+    raw = connection.connection
+
+    def keep(diagnostic) -> None:
+        text = diagnostic.message_primary or ""
+        if text.startswith("duration:") and "{" in text:
+            plans.append(json.loads(text[text.index("{") :]))
+
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("load 'auto_explain'")
+        except DatabaseError as error:  # the plugin needs a privileged role
+            pytest.skip(f"auto_explain cannot be loaded here: {error}")
+        cursor.execute(
+            """
+            set local auto_explain.log_min_duration = 0;
+            set local auto_explain.log_analyze = on;
+            set local auto_explain.log_timing = off;
+            set local auto_explain.log_nested_statements = on;
+            set local auto_explain.log_format = json;
+            set local auto_explain.log_level = notice;
+            set local client_min_messages = notice;
+            """
+        )
+        raw.add_notice_handler(keep)
+        try:
+            cursor.execute("select media_swipe_deck_v1(%s, 20, 'ios', '1.0')", [user.pk])
+            deck = cursor.fetchone()[0]
+        finally:
+            raw.remove_notice_handler(keep)
+            cursor.execute("set local auto_explain.log_min_duration = -1")
+    return (json.loads(deck) if isinstance(deck, str) else deck), plans
+
+
+def _nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _all_nodes(plans: list[dict]) -> list[dict]:
+    return [node for plan in plans for node in _nodes(plan["Plan"])]
+
+
+def _rows_read(nodes: list[dict], relation: str) -> int:
+    return sum(
+        n.get("Actual Rows", 0) * n.get("Actual Loops", 1)
+        for n in nodes
+        if n.get("Relation Name") == relation
+    )
+
+
+@pytest.fixture
+def big_catalogue(db):
+    _load_catalogue(CATALOGUE)
+
+
+@pytest.fixture
+def reader(big_catalogue):
+    user = UserFactory()
+    for weight, genre in enumerate(GENRES[:3], start=1):
+        UserGenrePreference.objects.create(user=user, genre=genre, weight=weight)
+    items = list(MediaItem.objects.order_by("id").values_list("id", flat=True)[:: CATALOGUE // 50])
+    CfReco.objects.bulk_create(
+        CfReco(user=user, media_item_id=item, score=index / 50) for index, item in enumerate(items)
+    )
+    return user
+
+
+def test_catalogue_sources_walk_their_indexes_and_never_sort_the_catalogue(reader):
+    deck, plans = _deck_plans(reader)
+    nodes = _all_nodes(plans)
+
+    assert len(deck["items"]) == 20
+    walked = {n.get("Index Name") for n in nodes if n["Node Type"].startswith("Index")}
+    assert {
+        "idx_media_items_year_newest",
+        "idx_media_items_popularity_id",
+        "idx_media_item_genres_top",
+    } <= walked
+    seq_scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
+    assert not seq_scanned & {"media_items", "media_item_genres"}
+    # Every sort is over candidates (a few pools), never over the catalogue.
+    sorts = ("Sort", "Incremental Sort")
+    sorted_rows = [n["Actual Rows"] for n in nodes if n["Node Type"] in sorts]
+    assert max(sorted_rows) < 4 * POOL < CATALOGUE
+    # Each source stops after its pool: 3 genre walks + popularity + newest, and the
+    # candidates read by primary key, are a small fraction of the catalogue.
+    assert _rows_read(nodes, "media_items") + _rows_read(nodes, "media_item_genres") < 12 * POOL
+
+
+def test_a_user_with_many_outcomes_costs_their_outcomes_not_the_catalogue(reader):
+    acted = 5_000
+    _act_on_most_popular(reader, acted)
+
+    deck, plans = _deck_plans(reader)
+    nodes = _all_nodes(plans)
+
+    served = {item["media_item_id"] for item in deck["items"]}
+    assert len(served) == 20
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "select count(*) from rec_outcomes where user_id = %s and media_item_id = any(%s)",
+            [reader.pk, list(served)],
+        )
+        assert cursor.fetchone()[0] == 0
+    # The user's outcomes are read once (one scan of their rows) and each source checks a
+    # hash of them: no source rescans them per title it walks.
+    outcome_scans = [n for n in nodes if n.get("Relation Name") == "rec_outcomes"]
+    assert len(outcome_scans) == 1
+    assert outcome_scans[0]["Actual Loops"] == 1
+    acted_scans = [n for n in nodes if n.get("CTE Name") == "acted"]
+    assert acted_scans
+    assert all(n["Actual Loops"] == 1 for n in acted_scans)
+    # The popularity walk skips the acted titles at the top (at most `acted` + its pool);
+    # nothing reads the whole catalogue.
+    assert _rows_read(nodes, "media_items") < acted + 12 * POOL < CATALOGUE
+
+
+def test_the_active_experiments_are_read_once_per_deck(reader):
+    for n in range(12):
+        ActiveExperimentFactory(key=f"plan_experiment_{n:02d}")
+    _deck_plans(reader)  # first deck: assigns and stores the twelve variants
+
+    deck, plans = _deck_plans(reader)
+
+    assert len(deck["experiments"]) == 12
+    reads = [
+        p
+        for p in plans
+        if any(n.get("Relation Name") == "rec_experiments" for n in _nodes(p["Plan"]))
+    ]
+    assert len(reads) == 1
+
+
+def _genre_rows() -> set[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute("select genre, media_item_id, popularity from media_item_genres")
+        return set(cursor.fetchall())
+
+
+def test_the_per_genre_table_follows_the_catalogue(db):
+    drama = MediaItem.objects.create(title="a", genres=["drama", "comedy", "drama"], popularity=3)
+    other = MediaItem.objects.create(title="b", genres=[], popularity=9)
+    assert _genre_rows() == {("drama", drama.pk, 3.0), ("comedy", drama.pk, 3.0)}
+
+    MediaItem.objects.filter(pk=drama.pk).update(genres=["horror"], popularity=5)
+    MediaItem.objects.filter(pk=other.pk).update(genres=["horror"])
+    assert _genre_rows() == {("horror", drama.pk, 5.0), ("horror", other.pk, 9.0)}
+
+    MediaItem.objects.filter(pk=drama.pk).delete()
+    assert _genre_rows() == {("horror", other.pk, 9.0)}
+    with connection.cursor() as cursor:
+        cursor.execute("set constraints all immediate; truncate media_items cascade")
+    assert _genre_rows() == set()
