@@ -54,8 +54,11 @@ class Replica:
         self.connection.settings_dict.update(self.saved)
 
     def _primary_lsn(self) -> str:
+        # The insert position, not pg_current_wal_lsn(): with synchronous_commit off (the
+        # embedded cluster) a commit record can still sit in the WAL buffers, behind the
+        # write position, and a catch-up to the write position would return before it.
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute("select pg_current_wal_lsn()::text")
+            cursor.execute("select pg_current_wal_insert_lsn()::text")
             return cursor.fetchone()[0]
 
     def _standby_sql(self, sql: str, params=()):
