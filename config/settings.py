@@ -116,10 +116,12 @@ if env.bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False):
         DATABASES[_alias]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DATABASE_ROUTERS = ["config.db_routers.AutocommitRouter", "config.db_routers.ReplicaRouter"]
 
-# Shared by every gunicorn worker (no new server): the throttles' counters live here.
+# Shared by every gunicorn worker (no new server): the throttles' counters live here. Django's
+# DatabaseCache with `set` as one upsert (recsys_experiments/db_cache.py): it runs on every
+# throttled request.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "BACKEND": "recsys_experiments.db_cache.UpsertDatabaseCache",
         "LOCATION": "django_cache",
         # Django's default of 300 entries would cull live counters under load; culled
         # counters would let an attacker start over.

@@ -35,6 +35,9 @@ ITEM_FIELDS = {
 # \uD800 escape decodes to).
 UNSTORABLE = re.compile("[\\x00\\ud800-\\udfff]")
 BAD_TEXT = "must not contain NUL bytes or unpaired surrogates"
+# OutcomeType.values builds a new list at each access: once here, not per item.
+OUTCOME_TYPES = frozenset(OutcomeType.values)
+OUTCOME_TYPE_REASON = f"required: one of {', '.join(OutcomeType.values)}"
 
 
 def _shown(name: str) -> str:
@@ -122,8 +125,8 @@ def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
     outcome_type, value = item.get("outcome_type"), item.get("value")
     if "outcome_type" in errors:
         pass
-    elif not isinstance(outcome_type, str) or outcome_type not in OutcomeType.values:
-        errors["outcome_type"] = f"required: one of {', '.join(OutcomeType.values)}"
+    elif not isinstance(outcome_type, str) or outcome_type not in OUTCOME_TYPES:
+        errors["outcome_type"] = OUTCOME_TYPE_REASON
     elif outcome_type == OutcomeType.RATING and not _rating_is_valid(value):
         errors["value"] = "a rating needs a finite value from 0.5 to 5 in steps of 0.5"
     elif outcome_type != OutcomeType.RATING and value is not None:
@@ -141,40 +144,45 @@ def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
     return cleaned, errors
 
 
-def _known_items(ids: set[int]) -> set[int]:
-    if not ids:
-        return set()
-    with connection.cursor() as cursor:
-        cursor.execute("select id from media_items where id = any(%s)", [list(ids)])
-        return {row[0] for row in cursor.fetchall()}
-
-
-def _foreign_requests(user, request_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Requests whose impressions belong to another user. The SQL function answers only for
-    the transaction's user (app_current_user_id()), which must be `user`."""
-    if not request_ids:
-        return set()
+def _unknown_items_and_foreign_requests(
+    user, item_ids: set[int], request_ids: set[uuid.UUID]
+) -> tuple[set[int], set[uuid.UUID]]:
+    """(the ids of `item_ids` that are no media item, the requests of `request_ids` whose
+    impressions belong to another user), in one round trip. rec_requests_of_other_users
+    answers only for the transaction's user (app_current_user_id()), which must be `user`."""
+    if not item_ids and not request_ids:
+        return set(), set()
     with connection.cursor() as cursor:
         cursor.execute(
-            "select rec_requests_of_other_users(%s, %s::uuid[])", [user.pk, list(request_ids)]
+            """
+            select array(select i.id from unnest(%s::bigint[]) as i(id)
+                         where not exists (select from media_items as m where m.id = i.id)),
+                   array(select rec_requests_of_other_users(%s, %s::uuid[]))
+            """,
+            [list(item_ids), user.pk, list(request_ids)],
         )
-        return {row[0] for row in cursor.fetchall()}
+        unknown, foreign = cursor.fetchone()
+    return set(unknown), set(foreign)
 
 
-@transaction.atomic
+# One savepoint less per batch: nothing inside is caught, so an error rolls back the
+# caller's transaction (the request's, in the API) as it would the savepoint.
+@transaction.atomic(savepoint=False)
 def outcomes_record(*, user, outcomes: list[dict]) -> dict:
     """Validate each outcome and store the valid ones (a repeated event_id is stored once).
     An outcome whose (request, item) was never served is stored: the health views count it.
-    Runs as `user` (app.user_id set to them, e.g. through acting_as), as the API does."""
+    Runs as `user` (app.user_id set to them, e.g. through acting_as), as the API does.
+    Two statements whatever the batch size: the checks, then the insert."""
     now = timezone.now()
     checked = [_check_item(index, item, now) for index, item in enumerate(outcomes)]
-    known_items = _known_items({c["media_item_id"] for c, _ in checked if "media_item_id" in c})
-    foreign = _foreign_requests(
-        user, {c["rec_request_id"] for c, _ in checked if "rec_request_id" in c}
+    unknown_items, foreign = _unknown_items_and_foreign_requests(
+        user,
+        {c["media_item_id"] for c, _ in checked if "media_item_id" in c},
+        {c["rec_request_id"] for c, _ in checked if "rec_request_id" in c},
     )
     results, to_store, seen = [], [], set()
     for index, (cleaned, errors) in enumerate(checked):
-        if "media_item_id" in cleaned and cleaned["media_item_id"] not in known_items:
+        if "media_item_id" in cleaned and cleaned["media_item_id"] in unknown_items:
             errors["media_item_id"] = "no such media item"
         if "rec_request_id" in cleaned and cleaned["rec_request_id"] in foreign:
             errors["rec_request_id"] = "belongs to another user's deck"

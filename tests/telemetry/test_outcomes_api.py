@@ -2,6 +2,9 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from knox.models import AuthToken
@@ -148,6 +151,28 @@ def test_a_mixed_batch_stores_the_good_ones(app_client, deck):
 
     assert (body["accepted"], body["rejected"]) == (2, 1)
     assert set(Outcome.objects.values_list("event_id", flat=True)) == {"evt-0", "evt-2"}
+
+
+def test_a_batch_costs_the_same_queries_whatever_its_size(app_client, deck, catalog):
+    def queries_for(outcomes):
+        default = CaptureQueriesContext(connections["default"])
+        counters = CaptureQueriesContext(connections[settings.AUTOCOMMIT_DATABASE])
+        with default, counters:
+            body = post(app_client, outcomes).json()
+        return body, len(default), len(counters)
+
+    one = queries_for([outcome(deck, 0)])
+    big_batch = [
+        outcome(deck, 0, event_id=f"big-{n}", media_item_id=item.pk)
+        for n, item in enumerate(catalog[:40])
+    ]
+    big_batch += [outcome(deck, 1, event_id="big-0"), outcome(deck, 2, media_item_id=10**12)]
+    forty_two = queries_for(big_batch)
+
+    assert (one[0]["accepted"], forty_two[0]["accepted"]) == (1, 40)
+    assert (forty_two[0]["duplicate"], forty_two[0]["rejected"]) == (1, 1)
+    assert forty_two[0]["results"][41]["errors"] == {"media_item_id": "no such media item"}
+    assert one[1:] == forty_two[1:]
 
 
 def test_an_outcome_for_an_item_not_in_the_deck_is_stored(app_client, deck, catalog):
