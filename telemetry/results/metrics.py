@@ -171,6 +171,12 @@ pre as (
     from pre_days as p
     left join rec_daily_user_totals as t
            on p.whole and t.user_id = p.user_id and t.day = p.day
+          -- Only the days some pre-period covers (idx_rec_daily_user_totals_day), not every
+          -- user's whole history.
+          and t.day >= ((select min(f.exposed_at) from first_exposure as f)
+                        at time zone 'UTC')::date - %(days)s - 1
+          and t.day <= ((select max(f.exposed_at) from first_exposure as f)
+                        at time zone 'UTC')::date
 ),
 served as (
     select p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id, count(*) as impressions
