@@ -198,7 +198,9 @@ def outcomes_record(*, user, outcomes: list[dict]) -> dict:
 
 
 def _insert(user, outcomes: list[dict]) -> set[str]:
-    """Insert in one statement; returns the event ids actually stored (new ones)."""
+    """Insert in one statement; returns the event ids actually stored (new ones). A repeat of
+    a stored (user, event_id) is skipped by the table's trigger (rec_event_key_claim,
+    telemetry/sql/partitions.v1.sql), so RETURNING names only the new rows."""
     if not outcomes:
         return set()
     with connection.cursor() as cursor:
@@ -211,7 +213,6 @@ def _insert(user, outcomes: list[dict]) -> set[str]:
             from unnest(%s::text[], %s::uuid[], %s::bigint[], %s::text[], %s::float8[],
                         %s::timestamptz[])
                  as o(event_id, rec_request_id, media_item_id, outcome_type, value, occurred_at)
-            on conflict (user_id, event_id) do nothing
             returning event_id
             """,
             [
@@ -350,7 +351,6 @@ def _insert_conversions(user, conversions: list[dict]) -> set[str]:
                    now()
             from unnest(%s::text[], %s::text[], %s::float8[], %s::jsonb[], %s::timestamptz[])
                  as c(event_id, metric_name, value, metadata, occurred_at)
-            on conflict (user_id, event_id) do nothing
             returning event_id
             """,
             [
@@ -521,7 +521,6 @@ def _insert_exposures(user, exposures: list[dict], context: dict) -> set[str]:
             select x.event_id, %s, x.experiment_id, x.variant, %s::jsonb, x.occurred_at, now()
             from unnest(%s::text[], %s::uuid[], %s::text[], %s::timestamptz[])
                  as x(event_id, experiment_id, variant, occurred_at)
-            on conflict (user_id, event_id) do nothing
             returning event_id
             """,
             [

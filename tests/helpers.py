@@ -1,6 +1,7 @@
 """Small helpers shared by the test modules."""
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -77,3 +78,34 @@ def api_error_fields(response) -> dict:
 def admin_page_url(name: str, experiment) -> str:
     """The URL of one of an experiment's admin pages, by URL name."""
     return reverse(f"admin:{name}", args=[experiment.pk])
+
+
+def history_seq_scans(plan: str, table: str, since: str = "current_date - 7") -> list[str]:
+    """The relations of `table` that an EXPLAIN text plan reads sequentially although they
+    hold history before `since` (an SQL date expression) only: the table itself when it is
+    not partitioned, its default partition when it holds rows, a month partition ending on or
+    before `since`. A month the window overlaps (at most a month of rows, whatever the
+    history) and an empty future month are no finding."""
+    names = sorted(
+        set(re.findall(rf"Seq Scan on ({re.escape(table)}(?:_p\d{{6}}|_default)?)\b", plan))
+    )
+    found = []
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(
+                f"""
+                select case
+                    when c.relkind = 'r' and not c.relispartition then true
+                    when pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'
+                        then exists (select 1 from "{name}")
+                    else substring(pg_get_expr(c.relpartbound, c.oid)
+                                   from 'TO [(]''([^'']*)''[)]')::timestamptz
+                         <= ({since})::timestamptz
+                end
+                from pg_class as c where c.relname = %s
+                """,
+                [name],
+            )
+            if cursor.fetchone()[0]:
+                found.append(name)
+    return found

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -130,7 +130,21 @@ def admin_login(driver: WebDriver, live_server, username: str, password: str) ->
     password_field.clear()
     password_field.send_keys(password, Keys.ENTER)
     WebDriverWait(driver, WAIT_SECONDS).until(
-        expected_conditions.staleness_of(password_field),
-        message="the admin login form was not submitted",
+        lambda _: detached(password_field), message="the admin login form was not submitted"
     )
     wait_for_page_load(driver)
+
+
+def detached(element: WebElement) -> bool:
+    """True once the page that held `element` is gone. Selenium's staleness_of, except that
+    Chromium sometimes answers mid-navigation with "Node with given id does not belong to the
+    document" (an unknown error, not a stale-element one): that also means gone."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False

@@ -7,11 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from recsys_experiments.models import Experiment
-from tests.e2e.chromium import admin_login, wait_for, wait_for_page_load
+from tests.e2e.chromium import admin_login, detached, wait_for, wait_for_page_load
 from tests.factories.experiments import ActiveExperimentFactory
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +22,7 @@ def submit(browser, button: str) -> None:
     """Click a submit button and wait until the next page has replaced this one."""
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.CSS_SELECTOR, button).click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 20).until(lambda _: detached(page))
     wait_for_page_load(browser)
 
 

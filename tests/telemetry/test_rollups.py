@@ -333,7 +333,12 @@ def test_results_over_a_rolled_window_do_not_seq_scan_impressions(seeded):
         sql = cursor.mogrify(PER_USER_COUNTS, {"key": KEY, **split.params()})
     plan = "\n".join(row[0] for row in execute("explain " + sql))
     assert "rec_daily_user_rollups" in plan
-    assert "Seq Scan on rec_impressions" not in plan
+    # Only relations without a row may be planned as sequential scans (the empty default and
+    # future partitions, under a raw part that is empty here): never the history.
+    scanned = set(re.findall(r"Seq Scan on (rec_impressions\w*)", plan))
+    assert [
+        name for name in scanned if execute(f'select exists (select from "{name}")')[0][0]
+    ] == []
 
 
 VIEWS_V2 = (Path(__file__).resolve().parents[2] / "telemetry/sql/views.v2.sql").read_text()

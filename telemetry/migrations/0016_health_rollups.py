@@ -12,6 +12,6 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 
 class Migration(migrations.Migration):
-    dependencies = [("telemetry", "0014_rollups")]
+    dependencies = [("telemetry", "0015_partition_events")]
 
     operations = [install_sql(SQL_DIR, "health_rollups.v1")]
