@@ -190,20 +190,14 @@ select 'srm', c.assigned_variant, null, null, count(*), null
 from classified as c
 where c.assigned_in_phase
 group by c.assigned_variant
-"""
-)
-
-# The clean population itself, {variant: user ids}, for the per-user metrics.
-CLEAN_USERS = (
-    CLASSIFIED
-    + """
-select c.variant, array_agg(c.user_id)
+union all
+-- The clean population itself, one row per user (its id in the third column), for the
+-- per-user metrics: the same classification, not computed a second time.
+select 'member', c.variant, c.user_id::text, null, null, null
 from classified as c
 where c.excluded is null
-group by c.variant
 """
 )
-
 
 # The ranking provenance the deck recorded on the experiment's impressions in the window
 # (request_context.ranking, docs/deck.md): which profile, version and final knobs served each
@@ -547,8 +541,10 @@ def experiment_results(
         if any(g["metric"] in SHARE_METRICS for g in all_guardrails)
         else {}
     )
-    clean_users = dict(_population(experiment, selected, window, user_ids, query=CLEAN_USERS))
-    population = {name: clean_users.get(name, []) for name in experiment.variant_names}
+    population = {name: [] for name in experiment.variant_names}
+    for row, variant, user_id, *_ in rows:
+        if row == "member" and variant in population:
+            population[variant].append(user_id)
     has_window = selected is not None and window.start < window.end
     metrics = experiment_metrics(experiment)
     primary = primary_metric(experiment)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.conf import settings
 from django.utils import timezone
@@ -154,13 +155,15 @@ pre_days as (
            least(f.exposed_at, (d::date + 1)::timestamp at time zone 'UTC') as hi,
            (d::date::timestamp at time zone 'UTC' >= f.exposed_at - make_interval(days => %(days)s)
             and (d::date + 1)::timestamp at time zone 'UTC' <= f.exposed_at
-            and d::date = any(%(pre_days)s::date[])) as whole
+            and r.day is not null) as whole
     from first_exposure as f
     cross join generate_series(
         ((f.exposed_at - make_interval(days => %(days)s)) at time zone 'UTC')::date,
         (f.exposed_at at time zone 'UTC')::date,
         interval '1 day'
     ) as d
+    -- A hash join, not `= any(array)` per user and day (a scan of the array each time).
+    left join unnest(%(pre_days)s::date[]) as r(day) on r.day = d::date
 ),
 pre as (
     select p.*, t.user_id is not null as rolled,
@@ -168,6 +171,12 @@ pre as (
     from pre_days as p
     left join rec_daily_user_totals as t
            on p.whole and t.user_id = p.user_id and t.day = p.day
+          -- Only the days some pre-period covers (idx_rec_daily_user_totals_day), not every
+          -- user's whole history.
+          and t.day >= ((select min(f.exposed_at) from first_exposure as f)
+                        at time zone 'UTC')::date - %(days)s - 1
+          and t.day <= ((select max(f.exposed_at) from first_exposure as f)
+                        at time zone 'UTC')::date
 ),
 served as (
     select p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id, count(*) as impressions
@@ -274,9 +283,10 @@ class UserCounts:
     def count(self, event: str) -> int:
         return self.impressions if event == IMPRESSION else self.events.get(event, 0)
 
-    @property
+    @cached_property
     def before(self) -> UserCounts:
-        """The pre-period counts; zero counts when the user had none."""
+        """The pre-period counts; zero counts when the user had none. Cached: the CUPED
+        lifts read it once per metric and variant."""
         return self.pre if self.pre is not None else UserCounts(self.user_id, self.variant, 0)
 
 
@@ -290,10 +300,17 @@ def _window(window) -> tuple[datetime, datetime]:
     return start, end if end is not None else timezone.now()
 
 
-def _parse_counts(user_id, variant, impressions, per_type) -> UserCounts:
-    events = {kind: int(per_type[2 * n] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
-    sums = {kind: float(per_type[2 * n + 1] or 0) for n, kind in enumerate(OUTCOME_TYPES)}
-    return UserCounts(str(user_id), variant, int(impressions), events, sums)
+def _parse_counts(
+    user_id, variant, impressions, per_type, conversions=None, pre=None
+) -> UserCounts:
+    """One row's counts (outcome columns in OUTCOME_TYPES order), with the user's
+    conversions ({name: (count, sum)}) and pre-period counts when given: one object built
+    once per user (this runs once per user of the window)."""
+    events = dict(zip(OUTCOME_TYPES, (int(v or 0) for v in per_type[0::2]), strict=True))
+    sums = dict(zip(OUTCOME_TYPES, (float(v or 0) for v in per_type[1::2]), strict=True))
+    for name, (count, total) in (conversions or {}).items():
+        events[_conversion_key(name)], sums[_conversion_key(name)] = count, total
+    return UserCounts(str(user_id), variant, int(impressions), events, sums, pre)
 
 
 def _pre_period_splits(start, end, phase_start, days: int) -> dict:
@@ -434,12 +451,20 @@ def per_user_counts(
     )
     counts, served = [], set()
     for user_id, variant, impressions, *per_type in rows:
-        served.add(str(user_id))
-        if members is not None and (str(user_id), variant) not in members:
+        user_id = str(user_id)
+        served.add(user_id)
+        if members is not None and (user_id, variant) not in members:
             continue
-        user = _parse_counts(user_id, variant, impressions, per_type)
-        user = _with_conversions(user, converted.get((user.user_id, variant), {}))
-        counts.append(replace(user, pre=_before(user.user_id, pre, pre_converted)))
+        counts.append(
+            _parse_counts(
+                user_id,
+                variant,
+                impressions,
+                per_type,
+                converted.get((user_id, variant)),
+                _before(user_id, pre, pre_converted),
+            )
+        )
     # A member without any tagged impression in the window was exposed app-side only
     # (rec_exposures): an exposed user with zero impressions and outcomes (and the
     # conversions tagged with the variant).

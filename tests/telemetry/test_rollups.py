@@ -339,3 +339,123 @@ def test_results_over_a_rolled_window_do_not_seq_scan_impressions(seeded):
     assert [
         name for name in scanned if execute(f'select exists (select from "{name}")')[0][0]
     ] == []
+
+
+VIEWS_V2 = (Path(__file__).resolve().parents[2] / "telemetry/sql/views.v2.sql").read_text()
+
+
+def raw_health_sql() -> str:
+    """views.v1.sql's health view: every day from the raw rows."""
+    return v1_select("rec_health_daily_metrics_v1")
+
+
+def raw_alerts_sql() -> str:
+    """views.v2.sql's active alerts over the raw health view (before the health rollup)."""
+    text = VIEWS_V2[VIEWS_V2.index("create or replace view rec_active_alerts_v1") :]
+    body = text.split(" as\n", 1)[1].rstrip().rstrip(";")
+    return body.replace("rec_health_daily_metrics_v1 as h", f"({raw_health_sql()}) as h")
+
+
+def assert_health_exact():
+    raw = execute(f"select * from ({raw_health_sql()}) as v order by day")
+    assert execute("select * from rec_health_daily_metrics_v1 order by day") == raw
+    day = TODAY - timedelta(days=2)
+    assert execute(
+        "select * from rec_health_daily_metrics_v1 where day between %s and %s order by day",
+        [day, TODAY],
+    ) == [row for row in raw if day <= row[0] <= TODAY]
+    assert execute("select * from rec_active_alerts_v1 order by 1, 2") == execute(
+        f"select * from ({raw_alerts_sql()}) as v order by 1, 2"
+    )
+    return raw
+
+
+def test_health_view_and_alerts_from_the_health_rollup_equal_the_raw_computation(seeded):
+    _experiment, users, items = seeded
+    # Every alert can fire, so that the comparison covers their values.
+    execute("update rec_alert_thresholds set threshold = 0 where alert = 'like_rate_drop'")
+    execute("update rec_alert_thresholds set threshold = -1 where fires_when = 'above'")
+    before = assert_health_exact()
+    assert execute(f"select count(*) from ({raw_alerts_sql()}) as v") != [(0,)]
+    rollup_through(through=TODAY - timedelta(days=1))
+    assert execute("select count(*) from rec_daily_health_rollups") == [(9,)]
+    assert assert_health_exact() == before
+
+    # An orphan outcome arriving (created) 2 days ago reopens its own day.
+    orphan_request = uuid.uuid4()
+    outcome(users[3], orphan_request, items[0], "like", at(2, 13))
+    assert TODAY - timedelta(days=2) in rollup_state()[1]
+    assert assert_health_exact() != before
+    rollup_through(through=TODAY - timedelta(days=1))
+    assert_health_exact()
+
+    # A late impression adopts it: the outcome's day (not only the impression's) reopens.
+    impression(users[3], orphan_request, items[0], at(4, 8), {KEY: "treatment"})
+    assert {TODAY - timedelta(days=d) for d in (2, 4)} <= rollup_state()[1]
+    assert_health_exact()
+    rollup_through(through=TODAY - timedelta(days=1))
+    assert_health_exact()
+
+    # An outcome created before the first rolled day, and an untagged impression of 3 days ago.
+    outcome(users[4], uuid.uuid4(), items[1], "dislike", at(20, 1))
+    impression(users[4], uuid.uuid4(), items[1], at(3, 2), None)
+    assert_health_exact()
+    rollup_through(through=TODAY - timedelta(days=1))
+    assert_health_exact()
+
+    # A deleted user's events go with them: every day they had reopens.
+    users[6].delete()
+    assert_health_exact()
+    rollup_through(through=TODAY - timedelta(days=1))
+    assert not rollup_state()[1]
+    assert_health_exact()
+
+
+def relation_rows(plan: dict, names: set[str]) -> int:
+    """Rows the plan's nodes read from these tables (actual rows x loops)."""
+    own = plan.get("Actual Rows", 0) * plan.get("Actual Loops", 1)
+    found = own if plan.get("Relation Name") in names else 0
+    return found + sum(relation_rows(child, names) for child in plan.get("Plans", []))
+
+
+def test_health_over_rolled_days_reads_no_raw_rows(seeded):
+    _experiment, users, items = seeded
+    # Enough rolled history that reading it would show: 40k impressions, 10k likes on them.
+    execute(
+        "insert into rec_impressions (user_id, rec_request_id, media_item_id, position, "
+        "source, request_context, created_at) "
+        "select %s, gen_random_uuid(), %s, 1, 'cf', '{}', "
+        "%s + (g %% 8) * interval '1 day' + (g %% 7) * interval '1 hour' "
+        "from generate_series(1, 40000) as g",
+        [users[0].pk, items[0].pk, at(8, 1)],
+    )
+    execute(
+        "insert into rec_outcomes (event_id, user_id, rec_request_id, media_item_id, "
+        "outcome_type, occurred_at, created_at) "
+        "select 'bulk-' || i.id, i.user_id, i.rec_request_id, i.media_item_id, 'like', "
+        "i.created_at, i.created_at from rec_impressions as i "
+        "where i.request_context = '{}' and i.created_at < %s and i.id %% 4 = 0",
+        [at(0, 0)],
+    )
+    rollup_through(through=TODAY - timedelta(days=1))
+    execute("analyze rec_impressions")
+    execute("analyze rec_outcomes")
+    [[[plan]]] = execute(
+        "explain (analyze, format json) select * from rec_health_daily_metrics_v1 "
+        "where day between %s and %s",
+        [TODAY - timedelta(days=7), TODAY - timedelta(days=1)],
+    )
+    assert relation_rows(plan["Plan"], {"rec_daily_health_rollups"}) == 7
+    assert relation_rows(plan["Plan"], {"rec_impressions", "rec_outcomes"}) == 0
+    # The alerts read today raw (its impressions for the counts and the like rate, its
+    # outcomes for the counts, the orphan probes and the like rate) and the first impression:
+    # a few hundred rows here, none of the 50k on the rolled days.
+    [(today_impressions, today_outcomes)] = execute(
+        "select (select count(*) from rec_impressions where created_at >= %s), "
+        "(select count(*) from rec_outcomes where created_at >= %s)",
+        [at(0, 0), at(0, 0)],
+    )
+    assert today_impressions > 0
+    [[[plan]]] = execute("explain (analyze, format json) select * from rec_active_alerts_v1")
+    read = relation_rows(plan["Plan"], {"rec_impressions", "rec_outcomes"})
+    assert read <= 3 * (today_impressions + today_outcomes)
