@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import runpy
 import shutil
 import socket
 import statistics
@@ -103,8 +104,9 @@ class BenchSpec:
     window: tuple[int, ...] = (9_000, 1_000_000)
     heavy_outcomes: int = 30_000
     users: int = 200
-    workers: int = 2
-    threads: int = 1
+    # None: as the shipped config/gunicorn.conf.py sizes them for this machine.
+    workers: int | None = None
+    threads: int | None = None
     synchronous_commit: bool = True
     http: bool = True
     repeats: int = 3
@@ -124,6 +126,13 @@ QUICK = {
     "users": 10,
     "repeats": 1,
 }
+
+
+def shipped_gunicorn_sizing() -> dict[str, int]:
+    """Workers and threads as config/gunicorn.conf.py sizes them here (cores, and the
+    GUNICORN_WORKERS / GUNICORN_THREADS overrides): the bench serves as `make run` does."""
+    conf = runpy.run_path(str(Path(settings.BASE_DIR) / "config" / "gunicorn.conf.py"))
+    return {"workers": conf["workers"], "threads": conf["threads"]}
 
 
 def _int(errors: dict, name: str, raw, low: int, high: int) -> int | None:
@@ -198,6 +207,14 @@ def bench_spec(
     }
     for name, (raw, check) in checks.items():
         values[name] = base[name] if raw is None else check(raw)
+    if values["workers"] is None or values["threads"] is None:
+        try:
+            shipped = shipped_gunicorn_sizing()
+        except ValueError as error:  # a bad GUNICORN_WORKERS / GUNICORN_THREADS
+            errors["--workers"] = [str(error)]
+        else:
+            values["workers"] = values["workers"] or shipped["workers"]
+            values["threads"] = values["threads"] or shipped["threads"]
     if synchronous_commit not in ("on", "off"):
         errors["--synchronous-commit"] = [f"must be on or off, got {shown(synchronous_commit)}"]
     if out is not None and ("\x00" in str(out) or not str(out).strip()):

@@ -69,10 +69,11 @@ def test_a_quick_run_writes_bench_json_and_leaves_the_live_database_alone(db, tm
     assert machine["database"]["synchronous_commit"] == "on"
     assert machine["database"]["jit"] in {"on", "off"}
     assert machine["database"]["postgresql"].startswith("15")
+    # Served as make run serves: the shipped gunicorn sizing for this machine.
     assert machine["gunicorn"] == {
-        "workers": 2,
-        "threads": 1,
-        "worker_class": "sync",
+        "workers": os.cpu_count() + 1,
+        "threads": 4,
+        "worker_class": "gthread",
         "debug": False,
     }
     # The scratch database is gone and the live tables did not change.
@@ -152,6 +153,16 @@ def test_bad_flags_are_one_readable_line(flags, message):
 def test_bad_flags_fail_the_command_before_touching_any_database():
     with pytest.raises(CommandError, match=r"^--workers: must be a whole number from 1 to 64"):
         call_command("bench", "--workers", "100")
+
+
+def test_the_shipped_gunicorn_sizing_unless_flags_say_otherwise(monkeypatch):
+    spec = bench_spec()
+    assert (spec.workers, spec.threads) == (os.cpu_count() + 1, 4)
+    assert (bench_spec(workers="3").workers, bench_spec(threads="1").threads) == (3, 1)
+    monkeypatch.setenv("GUNICORN_THREADS", "0")
+    with pytest.raises(InvalidInput) as raised:
+        bench_spec()
+    assert raised.value.message == "--workers: GUNICORN_THREADS must be a positive integer, not '0'"
 
 
 def test_a_bad_flag_exits_non_zero_with_one_line():
