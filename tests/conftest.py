@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.users import UserFactory
+from tests.helpers import skip_outside_ci
 
 DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
 
@@ -129,10 +130,7 @@ def streaming_standby(django_db_setup, django_db_blocker):
 
     cluster = Cluster()
     if server(connections["default"].settings_dict)[0] != str(cluster.socket_dir):
-        reason = "the standby tests need the embedded cluster (config/localdb.py)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_outside_ci("the standby tests need the embedded cluster (config/localdb.py)")
     from tests.standby import Replica
 
     standby = Standby(cluster)

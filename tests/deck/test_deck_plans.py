@@ -14,6 +14,7 @@ from deck.models import CfReco, MediaItem, UserGenrePreference
 from recsys_experiments.lib.knobs import DEFAULT_KNOBS
 from tests.factories.experiments import ActiveExperimentFactory
 from tests.factories.users import UserFactory
+from tests.helpers import skip_outside_ci
 
 CATALOGUE = 30_000
 GENRES = [f"genre{n}" for n in range(12)]
@@ -68,7 +69,7 @@ def _deck_plans(user) -> tuple[dict, list[dict]]:
         try:
             cursor.execute("load 'auto_explain'")
         except DatabaseError as error:  # the plugin needs a privileged role
-            pytest.skip(f"auto_explain cannot be loaded here: {error}")
+            skip_outside_ci(f"auto_explain cannot be loaded here: {error}")
         cursor.execute(
             """
             set local auto_explain.log_min_duration = 0;
