@@ -80,19 +80,15 @@ def _parse_occurred_at(raw, now: datetime) -> tuple[datetime | None, str | None]
     return parsed, None
 
 
-def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
-    """(valid fields, {field: reason}) for one outcome, without touching the database; the
-    first holds only the fields that passed (and event_id, None unless valid). Any JSON
-    value may arrive here: each problem is this item's, never the batch's."""
-    if not isinstance(item, dict):
-        return {"event_id": None}, {f"outcomes[{index}]": "must be an object"}
+def _event_fields(item: dict, fields: set[str], noun: str) -> tuple[dict, dict]:
+    """(valid fields, {field: reason}) of what every batched event (outcome, conversion,
+    exposure) checks alike: no unknown fields, no text PostgreSQL cannot store, an event_id."""
     errors, cleaned = {}, {}
-    for unknown in sorted(set(item) - ITEM_FIELDS):
-        errors[_shown(unknown)] = "is not an outcome field"
-    for field in ITEM_FIELDS & set(item):
+    for unknown in sorted(set(item) - fields):
+        errors[_shown(unknown)] = f"is not {noun} field"
+    for field in fields & set(item):
         if isinstance(item[field], str) and UNSTORABLE.search(item[field]):
             errors[field] = BAD_TEXT
-
     event_id = item.get("event_id")
     if "event_id" not in errors and (
         not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID
@@ -100,6 +96,50 @@ def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
         errors["event_id"] = f"required: a string of 1-{MAX_EVENT_ID} characters"
     # Echoed in the result only when valid: a client's junk never reaches the response.
     cleaned["event_id"] = event_id if "event_id" not in errors else None
+    return cleaned, errors
+
+
+def _check_occurred_at(item: dict, now: datetime, cleaned: dict, errors: dict) -> None:
+    if "occurred_at" not in errors:
+        occurred_at, reason = _parse_occurred_at(item.get("occurred_at"), now)
+        if reason:
+            errors["occurred_at"] = reason
+        else:
+            cleaned["occurred_at"] = occurred_at
+
+
+def _judged_batch(checked: list[tuple[dict, dict]], store) -> dict:
+    """The batch result every record service returns: per item rejected (with its errors),
+    duplicate (its event_id came earlier in the batch, or is stored already) or accepted;
+    `store(rows)` writes the valid first occurrences and returns the event ids it stored."""
+    results, to_store, seen = [], [], set()
+    for index, (cleaned, errors) in enumerate(checked):
+        result = {"index": index, "event_id": cleaned["event_id"]}
+        if errors:
+            results.append({**result, "status": "rejected", "errors": errors})
+        elif cleaned["event_id"] in seen:
+            results.append({**result, "status": "duplicate"})
+        else:
+            seen.add(cleaned["event_id"])
+            to_store.append(cleaned)
+            results.append({**result, "status": "accepted"})
+    stored = store(to_store)
+    for result in results:
+        if result["status"] == "accepted" and result["event_id"] not in stored:
+            result["status"] = "duplicate"
+    counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
+    for result in results:
+        counts[result["status"]] += 1
+    return {**counts, "results": results}
+
+
+def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
+    """(valid fields, {field: reason}) for one outcome, without touching the database; the
+    first holds only the fields that passed (and event_id, None unless valid). Any JSON
+    value may arrive here: each problem is this item's, never the batch's."""
+    if not isinstance(item, dict):
+        return {"event_id": None}, {f"outcomes[{index}]": "must be an object"}
+    cleaned, errors = _event_fields(item, ITEM_FIELDS, "an outcome")
 
     request_id = item.get("rec_request_id")
     if "rec_request_id" not in errors:
@@ -135,12 +175,7 @@ def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
         cleaned["outcome_type"] = outcome_type
         cleaned["value"] = None if value is None else float(value)
 
-    if "occurred_at" not in errors:
-        occurred_at, reason = _parse_occurred_at(item.get("occurred_at"), now)
-        if reason:
-            errors["occurred_at"] = reason
-        else:
-            cleaned["occurred_at"] = occurred_at
+    _check_occurred_at(item, now, cleaned, errors)
     return cleaned, errors
 
 
@@ -180,29 +215,12 @@ def outcomes_record(*, user, outcomes: list[dict]) -> dict:
         {c["media_item_id"] for c, _ in checked if "media_item_id" in c},
         {c["rec_request_id"] for c, _ in checked if "rec_request_id" in c},
     )
-    results, to_store, seen = [], [], set()
-    for index, (cleaned, errors) in enumerate(checked):
+    for cleaned, errors in checked:
         if "media_item_id" in cleaned and cleaned["media_item_id"] in unknown_items:
             errors["media_item_id"] = "no such media item"
         if "rec_request_id" in cleaned and cleaned["rec_request_id"] in foreign:
             errors["rec_request_id"] = "belongs to another user's deck"
-        result = {"index": index, "event_id": cleaned["event_id"]}
-        if errors:
-            results.append({**result, "status": "rejected", "errors": errors})
-        elif cleaned["event_id"] in seen:
-            results.append({**result, "status": "duplicate"})
-        else:
-            seen.add(cleaned["event_id"])
-            to_store.append(cleaned)
-            results.append({**result, "status": "accepted"})
-    stored = _insert(user, to_store)
-    for result in results:
-        if result["status"] == "accepted" and result["event_id"] not in stored:
-            result["status"] = "duplicate"
-    counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
-    for result in results:
-        counts[result["status"]] += 1
-    return {**counts, "results": results}
+    return _judged_batch(checked, lambda rows: _insert(user, rows))
 
 
 def _insert(user, outcomes: list[dict]) -> set[str]:
@@ -272,19 +290,7 @@ def _check_conversion(index: int, item, now: datetime) -> tuple[dict, dict]:
     """(valid fields, {field: reason}) for one conversion, as _check_item does for outcomes."""
     if not isinstance(item, dict):
         return {"event_id": None}, {f"conversions[{index}]": "must be an object"}
-    errors, cleaned = {}, {}
-    for unknown in sorted(set(item) - CONVERSION_FIELDS):
-        errors[_shown(unknown)] = "is not a conversion field"
-    for field in CONVERSION_FIELDS & set(item):
-        if isinstance(item[field], str) and UNSTORABLE.search(item[field]):
-            errors[field] = BAD_TEXT
-
-    event_id = item.get("event_id")
-    if "event_id" not in errors and (
-        not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID
-    ):
-        errors["event_id"] = f"required: a string of 1-{MAX_EVENT_ID} characters"
-    cleaned["event_id"] = event_id if "event_id" not in errors else None
+    cleaned, errors = _event_fields(item, CONVERSION_FIELDS, "a conversion")
 
     metric_name = item.get("metric_name")
     if "metric_name" not in errors:
@@ -308,12 +314,7 @@ def _check_conversion(index: int, item, now: datetime) -> tuple[dict, dict]:
     else:
         cleaned["metadata"] = metadata or {}
 
-    if "occurred_at" not in errors:
-        occurred_at, reason = _parse_occurred_at(item.get("occurred_at"), now)
-        if reason:
-            errors["occurred_at"] = reason
-        else:
-            cleaned["occurred_at"] = occurred_at
+    _check_occurred_at(item, now, cleaned, errors)
     return cleaned, errors
 
 
@@ -324,26 +325,8 @@ def conversions_record(*, user, conversions: list[dict]) -> dict:
     occurred_at (rec_experiments_at). Same result shape as outcomes_record. Runs as `user`
     (app.user_id set to them) like the API, or as the service role."""
     now = timezone.now()
-    results, to_store, seen = [], [], set()
-    for index, item in enumerate(conversions):
-        cleaned, errors = _check_conversion(index, item, now)
-        result = {"index": index, "event_id": cleaned["event_id"]}
-        if errors:
-            results.append({**result, "status": "rejected", "errors": errors})
-        elif cleaned["event_id"] in seen:
-            results.append({**result, "status": "duplicate"})
-        else:
-            seen.add(cleaned["event_id"])
-            to_store.append(cleaned)
-            results.append({**result, "status": "accepted"})
-    stored = _insert_conversions(user, to_store)
-    for result in results:
-        if result["status"] == "accepted" and result["event_id"] not in stored:
-            result["status"] = "duplicate"
-    counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
-    for result in results:
-        counts[result["status"]] += 1
-    return {**counts, "results": results}
+    checked = [_check_conversion(index, item, now) for index, item in enumerate(conversions)]
+    return _judged_batch(checked, lambda rows: _insert_conversions(user, rows))
 
 
 def _insert_conversions(user, conversions: list[dict]) -> set[str]:
@@ -385,18 +368,7 @@ def _check_exposure(index: int, item, now: datetime) -> tuple[dict, dict]:
     """(valid fields, {field: reason}) for one exposure, without the database."""
     if not isinstance(item, dict):
         return {"event_id": None}, {f"exposures[{index}]": "must be an object"}
-    errors, cleaned = {}, {}
-    for unknown in sorted(set(item) - EXPOSURE_FIELDS):
-        errors[_shown(unknown)] = "is not an exposure field"
-    for field in EXPOSURE_FIELDS & set(item):
-        if isinstance(item[field], str) and UNSTORABLE.search(item[field]):
-            errors[field] = BAD_TEXT
-    event_id = item.get("event_id")
-    if "event_id" not in errors and (
-        not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID
-    ):
-        errors["event_id"] = f"required: a string of 1-{MAX_EVENT_ID} characters"
-    cleaned["event_id"] = event_id if "event_id" not in errors else None
+    cleaned, errors = _event_fields(item, EXPOSURE_FIELDS, "an exposure")
 
     key = item.get("experiment_key")
     if "experiment_key" not in errors:
@@ -410,12 +382,7 @@ def _check_exposure(index: int, item, now: datetime) -> tuple[dict, dict]:
             cleaned["variant"] = variant
         else:
             errors["variant"] = f"must be a variant name (1-{MAX_VARIANT_NAME} characters)"
-    if "occurred_at" not in errors:
-        occurred_at, reason = _parse_occurred_at(item.get("occurred_at"), now)
-        if reason:
-            errors["occurred_at"] = reason
-        else:
-            cleaned["occurred_at"] = occurred_at
+    _check_occurred_at(item, now, cleaned, errors)
     return cleaned, errors
 
 
@@ -478,8 +445,7 @@ def exposures_record(
         platform,
         app_version,
     )
-    results, to_store, seen = [], [], set()
-    for index, (cleaned, errors) in enumerate(checked):
+    for cleaned, errors in checked:
         key = cleaned.get("experiment_key")
         if key is not None:
             experiment_id, variant = assigned.get(key, (None, None))
@@ -494,28 +460,16 @@ def exposures_record(
                 errors["variant"] = "is not the user's variant in this experiment"
             else:
                 cleaned["experiment_id"], cleaned["variant"] = experiment_id, variant
-        result = {"index": index, "event_id": cleaned["event_id"]}
-        if errors:
-            results.append({**result, "status": "rejected", "errors": errors})
-        elif cleaned["event_id"] in seen:
-            results.append({**result, "status": "duplicate"})
-        else:
-            seen.add(cleaned["event_id"])
-            to_store.append(cleaned)
-            results.append({**result, "status": "accepted"})
-    context = {
-        "experiments": _variants_in_force(user) if to_store else {},
-        "platform": platform,
-        "app_version": app_version,
-    }
-    stored = _insert_exposures(user, to_store, context)
-    for result in results:
-        if result["status"] == "accepted" and result["event_id"] not in stored:
-            result["status"] = "duplicate"
-    counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
-    for result in results:
-        counts[result["status"]] += 1
-    return {**counts, "results": results}
+
+    def store(rows: list[dict]) -> set[str]:
+        context = {
+            "experiments": _variants_in_force(user) if rows else {},
+            "platform": platform,
+            "app_version": app_version,
+        }
+        return _insert_exposures(user, rows, context)
+
+    return _judged_batch(checked, store)
 
 
 def _insert_exposures(user, exposures: list[dict], context: dict) -> set[str]:
