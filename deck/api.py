@@ -1,9 +1,9 @@
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from recsys_experiments.api.base import EndUserApi
-from recsys_experiments.api.caching import cached_response
+from recsys_experiments.api.caching import IF_NONE_MATCH, NOT_MODIFIED, cached_response
 from recsys_experiments.api.fields import StrictChoiceField, StrictIntegerField, StrictRegexField
 from recsys_experiments.api.throttling import AssignmentsThrottle, DeckThrottle
 from recsys_experiments.lib.constants import KEY_RE
@@ -144,17 +144,10 @@ class AssignmentsApi(EndUserApi):
     @extend_schema(
         tags=["deck"],
         request=AssignmentsInputSerializer,
-        parameters=[
-            OpenApiParameter(
-                "If-None-Match",
-                location=OpenApiParameter.HEADER,
-                required=False,
-                description="the ETag of an earlier answer: 304 when it is still current",
-            )
-        ],
+        parameters=[IF_NONE_MATCH],
         responses={
             200: AssignmentsOutputSerializer,
-            304: OpenApiResponse(description="Not modified: the cached answer still holds."),
+            304: NOT_MODIFIED,
         },
     )
     def post(self, request):

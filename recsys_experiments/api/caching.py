@@ -5,7 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.response import Response
+
+# The schema of a cached answer, shared by every view that answers with cached_response.
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="the ETag of an earlier answer: 304 when it is still current",
+)
+NOT_MODIFIED = OpenApiResponse(description="Not modified: the cached answer still holds.")
 
 
 def entity_tag(body) -> str:

@@ -1,7 +1,7 @@
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 
 from recsys_experiments.api.base import EndUserApi
-from recsys_experiments.api.caching import cached_response
+from recsys_experiments.api.caching import IF_NONE_MATCH, cached_response
 from recsys_experiments.api.throttling import AssignmentsThrottle
 from recsys_experiments.selectors import experiments_manifest
 
@@ -24,14 +24,7 @@ class ExperimentsManifestApi(EndUserApi):
 
     @extend_schema(
         tags=["deck"],
-        parameters=[
-            OpenApiParameter(
-                "If-None-Match",
-                location=OpenApiParameter.HEADER,
-                required=False,
-                description="the ETag of an earlier answer: 304 when it is still current",
-            )
-        ],
+        parameters=[IF_NONE_MATCH],
         responses={
             200: {
                 "type": "object",
