@@ -115,26 +115,56 @@ group by o.user_id, o.variant
 order by o.variant, o.user_id
 """  # noqa: S608
 
-# Each user's first impression tagged with the experiment in [phase start, end), from the
-# rolled days' first_at and the raw rest (`%(phase_days)s`, `%(phase_raw_from)s`, …).
+# Each wanted user's first impression tagged with the experiment in [phase start, end). The
+# wanted users are `%(users)s` (the window's population), or with NULL every user with a
+# tagged impression in the phase. Per wanted user it is a handful of index probes, whatever
+# the length of the phase: their earliest rolled day's first_at (idx_rec_daily_user_rollups_user,
+# in day order) and, in each raw interval (`%(phase_raw_from)s`, `%(phase_raw_to)s`), their
+# earliest tagged impression (idx_rec_impressions_user_time, in time order). Reading every
+# user's rows over the whole phase made the results grow with the experiment's history.
 _FIRST_EXPOSURE = """
+wanted as (
+    select u.user_id from unnest(%(users)s::uuid[]) as u(user_id)
+    union
+    select i.user_id
+    from unnest(%(phase_raw_from)s::timestamptz[], %(phase_raw_to)s::timestamptz[])
+         as w(lo, hi)
+    join rec_impressions as i on i.created_at >= w.lo and i.created_at < w.hi
+    where %(users)s::uuid[] is null and i.request_context -> 'experiments' ? %(key)s
+    union
+    select u.user_id
+    from rec_daily_user_rollups as u
+    where %(users)s::uuid[] is null
+      and u.experiment_key = %(key)s and u.day = any(%(phase_days)s::date[])
+      and u.impressions > 0
+),
 first_exposure as (
-    select f.user_id, min(f.exposed_at) as exposed_at
-    from (
-        select i.user_id, min(i.created_at) as exposed_at
-        from unnest(%(phase_raw_from)s::timestamptz[], %(phase_raw_to)s::timestamptz[])
-             as w(lo, hi)
-        join rec_impressions as i on i.created_at >= w.lo and i.created_at < w.hi
-        where i.request_context -> 'experiments' ? %(key)s
-        group by i.user_id
-        union all
-        select u.user_id, min(u.first_at)
+    select w.user_id, least(rolled.first_at, raw.first_at) as exposed_at
+    from wanted as w
+    left join lateral (
+        select u.first_at
         from rec_daily_user_rollups as u
-        where u.experiment_key = %(key)s and u.day = any(%(phase_days)s::date[])
-          and u.impressions > 0
-        group by u.user_id
-    ) as f
-    group by f.user_id
+        where u.user_id = w.user_id
+          and u.day >= %(phase_first_day)s::date and u.day <= %(phase_last_day)s::date
+          and u.day = any(%(phase_days)s::date[])
+          and u.experiment_key = %(key)s and u.impressions > 0
+        order by u.day, u.first_at
+        limit 1
+    ) as rolled on true
+    left join lateral (
+        select min(e.created_at) as first_at
+        from unnest(%(phase_raw_from)s::timestamptz[], %(phase_raw_to)s::timestamptz[])
+             as r(lo, hi)
+        cross join lateral (
+            select i.created_at
+            from rec_impressions as i
+            where i.user_id = w.user_id and i.created_at >= r.lo and i.created_at < r.hi
+              and i.request_context -> 'experiments' ? %(key)s
+            order by i.created_at
+            limit 1
+        ) as e
+    ) as raw on true
+    where rolled.first_at is not null or raw.first_at is not null
 )"""
 
 # One row per user with an impression in their pre-period: the N days before their first
@@ -179,12 +209,17 @@ pre as (
                         at time zone 'UTC')::date
 ),
 served as (
-    select p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id, count(*) as impressions
+    select p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id, e.impressions
     from pre as p
-    join rec_impressions as e
-      on e.user_id = p.user_id and e.created_at >= p.lo and e.created_at < p.hi
+    -- One index range per user and day (a lateral aggregate is never flattened into a join:
+    -- the planner, misjudging how few rows `pre` has, merged it with every impression).
+    cross join lateral (
+        select e.rec_request_id, e.media_item_id, count(*) as impressions
+        from rec_impressions as e
+        where e.user_id = p.user_id and e.created_at >= p.lo and e.created_at < p.hi
+        group by e.rec_request_id, e.media_item_id
+    ) as e
     where not (p.whole and p.before_exposure)
-    group by p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id
 ),
 counted as (
     select s.user_id, s.impressions, {_OUTCOME_COLUMNS}
@@ -313,12 +348,24 @@ def _parse_counts(
     return UserCounts(str(user_id), variant, int(impressions), events, sums, pre)
 
 
-def _pre_period_splits(start, end, phase_start, days: int) -> dict:
-    """The phase's window split (first exposures) and the rolled days any pre-period can
-    cover (from `days` days before the phase's start)."""
+def _first_exposure_params(start, end, phase_start, users: Collection[str] | None) -> dict:
+    """_FIRST_EXPOSURE's parameters: the phase's window split, the range of its rolled days
+    (an index range for each user's probe) and the wanted users (None: every exposed one)."""
+    phase = window_split(phase_start if phase_start is not None else start, end)
+    return {
+        **phase.params("phase_"),
+        "phase_first_day": min(phase.days, default=None),
+        "phase_last_day": max(phase.days, default=None),
+        "users": None if users is None else sorted(users),
+    }
+
+
+def _pre_period_splits(start, end, phase_start, days: int, users) -> dict:
+    """_FIRST_EXPOSURE's parameters and the rolled days any pre-period can cover (from `days`
+    days before the phase's start)."""
     phase_start = phase_start if phase_start is not None else start
     return {
-        **window_split(phase_start, end).params("phase_"),
+        **_first_exposure_params(start, end, phase_start, users),
         "pre_days": window_split(phase_start - timedelta(days=days), end).days,
     }
 
@@ -329,11 +376,12 @@ def pre_period_counts(
     window: tuple[datetime, datetime | None],
     phase_start: datetime | None = None,
     days: int,
+    users: Collection[str] | None = None,
 ) -> dict[str, UserCounts]:
     """{user id: counts} over each exposed user's pre-period: the `days` days before their
     first impression tagged with the experiment at or after `phase_start` (default the window's
-    start) and before the window's end. Users without a pre-period impression are absent. One
-    query."""
+    start) and before the window's end. Only `users` when given (their cost, not the phase's);
+    users without a pre-period impression are absent. One query."""
     start, end = _window(window)
     with reading_cursor() as cursor:
         cursor.execute(
@@ -341,7 +389,7 @@ def pre_period_counts(
             {
                 "key": experiment_key,
                 "days": days,
-                **_pre_period_splits(start, end, phase_start, days),
+                **_pre_period_splits(start, end, phase_start, days, users),
             },
         )
         rows = cursor.fetchall()
@@ -380,9 +428,10 @@ def pre_period_conversions(
     window: tuple[datetime, datetime | None],
     phase_start: datetime | None = None,
     days: int,
+    users: Collection[str] | None = None,
 ) -> dict[str, dict[str, tuple[int, float]]]:
     """{user id: {name: (conversions, value sum)}} in each exposed user's pre-period (see
-    `pre_period_counts`), whatever their tag. One query."""
+    `pre_period_counts`, also for `users`), whatever their tag. One query."""
     start, end = _window(window)
     with reading_cursor() as cursor:
         cursor.execute(
@@ -391,7 +440,7 @@ def pre_period_conversions(
                 "key": experiment_key,
                 "days": days,
                 "names": sorted(names),
-                **window_split(phase_start or start, end).params("phase_"),
+                **_first_exposure_params(start, end, phase_start, users),
             },
         )
         rows = cursor.fetchall()
@@ -436,15 +485,26 @@ def per_user_counts(
         if population is None
         else {(str(user_id), variant) for variant, ids in population.items() for user_id in ids}
     )
+    # The pre-periods of the users counted below only: the window's, not the phase's.
+    wanted = {user_id for user_id, _ in members} if members is not None else None
+    if wanted is None:
+        wanted = {str(row[0]) for row in rows}
     pre = (
-        pre_period_counts(experiment_key, window=window, phase_start=phase_start, days=pre_days)
+        pre_period_counts(
+            experiment_key, window=window, phase_start=phase_start, days=pre_days, users=wanted
+        )
         if pre_days > 0
         else {}
     )
     converted = conversion_counts(experiment_key, conversions, window=window) if conversions else {}
     pre_converted = (
         pre_period_conversions(
-            experiment_key, conversions, window=window, phase_start=phase_start, days=pre_days
+            experiment_key,
+            conversions,
+            window=window,
+            phase_start=phase_start,
+            days=pre_days,
+            users=wanted,
         )
         if conversions and pre_days > 0
         else {}

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from telemetry.models import ExperimentMetric, Metric
 from telemetry.results.analysis import experiment_results
-from telemetry.results.metrics import PER_USER_COUNTS
+from telemetry.results.metrics import PER_USER_COUNTS, pre_period_counts
 from telemetry.rollups import rollup_state, rollup_through, utc_today, window_split
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.experiments import ActiveExperimentFactory
@@ -459,3 +459,72 @@ def test_health_over_rolled_days_reads_no_raw_rows(seeded):
     [[[plan]]] = execute("explain (analyze, format json) select * from rec_active_alerts_v1")
     read = relation_rows(plan["Plan"], {"rec_impressions", "rec_outcomes"})
     assert read <= 3 * (today_impressions + today_outcomes)
+
+
+def test_the_variant_view_calls_the_watermark_once_not_per_raw_row(seeded):
+    rollup_through(through=TODAY - timedelta(days=3))
+    # Dirty one rolled day, so both raw branches (after the watermark, dirty) have rows.
+    execute("update rec_rollup_days set dirty = true where day = %s", [TODAY - timedelta(days=5)])
+    [[[plan]]] = execute(
+        "explain (analyze, verbose, format json) select * from rec_variant_daily_metrics_v1 "
+        "where day >= %s",
+        [TODAY - timedelta(days=6)],
+    )
+
+    def nodes(node: dict):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    # v2 evaluated `day > coalesce(rec_rollup_watermark(), …)` as a filter on every raw row.
+    assert [n["Filter"] for n in nodes(plan["Plan"]) if "watermark" in n.get("Filter", "")] == []
+    raw_scans = [
+        n for n in nodes(plan["Plan"]) if n.get("Relation Name", "").startswith("rec_impressions")
+    ]
+    assert sum(n["Actual Rows"] * n["Actual Loops"] for n in raw_scans) > 0
+    raw_view = v1_select("rec_variant_daily_metrics_v1")
+    assert view_rows("select * from rec_variant_daily_metrics_v1") == view_rows(raw_view)
+
+
+def test_the_cuped_pre_period_reads_the_window_users_not_the_whole_phase(seeded):
+    _experiment, users, items = seeded
+    # 2,000 other users exposed in the phase before the window, one rolled day each: reading
+    # every phase user's first exposure (as before) reads all of them.
+    execute(
+        "insert into accounts_user (id, password, is_superuser, username, first_name, "
+        "last_name, email, is_staff, is_active, date_joined, is_anonymous_install) "
+        "select md5('phase-only-' || g)::uuid, '!', false, 'phase-only-' || g, '', '', '', "
+        "false, true, now(), false from generate_series(1, 2000) as g"
+    )
+    execute(
+        "insert into rec_impressions (user_id, rec_request_id, media_item_id, position, "
+        "source, request_context, created_at) "
+        "select md5('phase-only-' || g)::uuid, gen_random_uuid(), %s, 1, 'cf', "
+        "jsonb_build_object('experiments', jsonb_build_object(%s, 'control')), "
+        "%s + (g %% 3) * interval '1 day' from generate_series(1, 2000) as g",
+        [items[0].pk, KEY, at(6, 12)],
+    )
+    rollup_through(through=TODAY - timedelta(days=1))
+    execute("analyze rec_daily_user_rollups")
+    window = (at(2, 0), at(0, 0) + timedelta(hours=23))
+    everyone = pre_period_counts(KEY, window=window, phase_start=at(6, 9), days=7)
+    window_users = {str(u.pk) for u in users[:6]}
+    # The same counts for the users asked, whether or not the query is narrowed to them.
+    narrowed = pre_period_counts(
+        KEY, window=window, phase_start=at(6, 9), days=7, users=window_users
+    )
+    assert narrowed.keys() <= window_users and narrowed
+    assert {k: v for k, v in everyone.items() if k in window_users} == narrowed
+    seen = []
+
+    def explain(execute_sql, sql, params, many, context):
+        if "first_exposure" in sql and not sql.startswith("explain"):
+            seen.append(execute(f"explain (analyze, format json) {sql}", params)[0][0][0])
+        return execute_sql(sql, params, many, context)
+
+    with connection.execute_wrapper(explain):
+        pre_period_counts(KEY, window=window, phase_start=at(6, 9), days=7, users=window_users)
+    [plan] = seen
+    # A few rolled rows per wanted user (first exposure, whole pre-period days), none of the
+    # 2,000 phase-only users' rows.
+    assert relation_rows(plan["Plan"], {"rec_daily_user_rollups"}) <= 10 * len(window_users)
