@@ -528,3 +528,21 @@ def test_the_cuped_pre_period_reads_the_window_users_not_the_whole_phase(seeded)
     # A few rolled rows per wanted user (first exposure, whole pre-period days), none of the
     # 2,000 phase-only users' rows.
     assert relation_rows(plan["Plan"], {"rec_daily_user_rollups"}) <= 10 * len(window_users)
+
+
+def test_a_catch_up_leaves_the_planner_statistics_of_the_days_it_rolled(seeded):
+    def planned_rows():
+        return execute(
+            "select relname, reltuples::bigint from pg_class where relname in "
+            "('rec_daily_user_rollups', 'rec_daily_user_totals') order by relname"
+        )
+
+    rolled = rollup_through(through=TODAY - timedelta(days=1))
+    assert len(rolled) == 9
+    # What a read right after the catch-up is planned on: the rows just rolled, not the
+    # statistics from before them (autovacuum comes later, if at all before the read).
+    assert planned_rows() == execute(
+        "select 'rec_daily_user_rollups', count(*) from rec_daily_user_rollups union all "
+        "select 'rec_daily_user_totals', count(*) from rec_daily_user_totals"
+    )
+    assert planned_rows()[0][1] > 0
