@@ -26,10 +26,10 @@ recsys_experiments/lib/statistics.py per metric and variant, with adjusted p-val
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import cached_property
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -302,27 +302,98 @@ cross join lateral (
 """  # noqa: S608
 
 
+# An Arm's columns: impressions, then per outcome type its events and value sums, in the
+# order of the SQL's outcome columns (OUTCOME_TYPES); conversions are added by name.
+_COLUMNS = 1 + 2 * len(OUTCOME_TYPES)
+
+
 @dataclass(frozen=True)
-class UserCounts:
-    """One user's events in one variant: impressions, and per outcome type (and per
-    `conversion:<name>`) the number of events and the sum of their values."""
+class Arm:
+    """One variant's users as columns, one entry per user in `user_ids` order: impressions
+    and, per outcome type (and per `conversion:<name>`), the number of events and the sum of
+    their values; `pre`, the same columns over each user's CUPED pre-period (None: not
+    computed). Columns, not an object per user: a window of 20,000 users is a few arrays."""
 
-    user_id: str
-    variant: str
-    impressions: int
-    events: dict[str, int] = field(default_factory=dict)
-    sums: dict[str, float] = field(default_factory=dict)
-    # The same counts in the user's CUPED pre-period (None: not computed, or nothing there).
-    pre: UserCounts | None = None
+    user_ids: list[str]
+    impressions: np.ndarray
+    events: dict[str, np.ndarray]
+    sums: dict[str, np.ndarray]
+    pre: Arm | None = None
 
-    def count(self, event: str) -> int:
-        return self.impressions if event == IMPRESSION else self.events.get(event, 0)
+    def __len__(self) -> int:
+        return len(self.user_ids)
 
-    @cached_property
-    def before(self) -> UserCounts:
-        """The pre-period counts; zero counts when the user had none. Cached: the CUPED
-        lifts read it once per metric and variant."""
-        return self.pre if self.pre is not None else UserCounts(self.user_id, self.variant, 0)
+    def count(self, event: str) -> np.ndarray:
+        """Impressions, or the events of this kind (zeros for a kind without any)."""
+        return self.impressions if event == IMPRESSION else self.events_of(event)
+
+    def events_of(self, event: str) -> np.ndarray:
+        return self.events.get(event, np.zeros(len(self)))
+
+    def total(self, event: str) -> np.ndarray:
+        return self.sums.get(event, np.zeros(len(self)))
+
+    @property
+    def before(self) -> Arm:
+        """The pre-period columns; zeros when not computed."""
+        return self.pre if self.pre is not None else _arm(self.user_ids, [])
+
+    def aligned(self, user_ids: list[str]) -> Arm:
+        """These users' entries, in this order; zeros for a user this arm does not have."""
+        where = {user_id: n for n, user_id in enumerate(self.user_ids)}
+        index = np.array([where.get(user_id, len(self)) for user_id in user_ids], dtype=int)
+
+        def pick(column: np.ndarray) -> np.ndarray:
+            return np.append(column, 0.0)[index]
+
+        return Arm(
+            list(user_ids),
+            pick(self.impressions),
+            {k: pick(v) for k, v in self.events.items()},
+            {k: pick(v) for k, v in self.sums.items()},
+        )
+
+    def with_conversions(self, columns: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Arm:
+        events, sums = dict(self.events), dict(self.sums)
+        for name, (counts, totals) in columns.items():
+            events[_conversion_key(name)], sums[_conversion_key(name)] = counts, totals
+        return replace(self, events=events, sums=sums)
+
+    def subset(self, mask: np.ndarray) -> Arm:
+        return Arm(
+            [user_id for user_id, kept in zip(self.user_ids, mask, strict=True) if kept],
+            self.impressions[mask],
+            {k: v[mask] for k, v in self.events.items()},
+            {k: v[mask] for k, v in self.sums.items()},
+            self.pre.subset(mask) if self.pre is not None else None,
+        )
+
+
+def _arm(user_ids: list[str], rows: Sequence[Sequence]) -> Arm:
+    """An Arm from one row of numbers per user in _COLUMNS order ([]: all zeros)."""
+    table = (
+        np.array(rows, dtype=float).reshape(len(rows), _COLUMNS)
+        if len(rows)
+        else np.zeros((len(user_ids), _COLUMNS))
+    )
+    events = {kind: table[:, 1 + 2 * n] for n, kind in enumerate(OUTCOME_TYPES)}
+    sums = {kind: table[:, 2 + 2 * n] for n, kind in enumerate(OUTCOME_TYPES)}
+    return Arm(user_ids, table[:, 0], events, sums)
+
+
+def _conversion_columns(
+    user_ids: list[str], found: Mapping, names: Collection[str], key=lambda user_id: user_id
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{name: (counts, sums)} aligned with `user_ids` from {key(user id): {name: (count,
+    sum)}}; zeros for a user without any."""
+    columns = {}
+    for name in names:
+        pairs = [found.get(key(user_id), {}).get(name, (0, 0.0)) for user_id in user_ids]
+        columns[name] = (
+            np.array([count for count, _ in pairs], dtype=float).reshape(len(pairs)),
+            np.array([total for _, total in pairs], dtype=float).reshape(len(pairs)),
+        )
+    return columns
 
 
 def cuped_days() -> int:
@@ -335,17 +406,9 @@ def _window(window) -> tuple[datetime, datetime]:
     return start, end if end is not None else timezone.now()
 
 
-def _parse_counts(
-    user_id, variant, impressions, per_type, conversions=None, pre=None
-) -> UserCounts:
-    """One row's counts (outcome columns in OUTCOME_TYPES order), with the user's
-    conversions ({name: (count, sum)}) and pre-period counts when given: one object built
-    once per user (this runs once per user of the window)."""
-    events = dict(zip(OUTCOME_TYPES, (int(v or 0) for v in per_type[0::2]), strict=True))
-    sums = dict(zip(OUTCOME_TYPES, (float(v or 0) for v in per_type[1::2]), strict=True))
-    for name, (count, total) in (conversions or {}).items():
-        events[_conversion_key(name)], sums[_conversion_key(name)] = count, total
-    return UserCounts(str(user_id), variant, int(impressions), events, sums, pre)
+def _numbers(impressions, per_type) -> tuple:
+    """One SQL row's counts as numbers (NULL sums: 0), in _COLUMNS order."""
+    return (impressions, *(v or 0 for v in per_type))
 
 
 def _first_exposure_params(start, end, phase_start, users: Collection[str] | None) -> dict:
@@ -377,8 +440,8 @@ def pre_period_counts(
     phase_start: datetime | None = None,
     days: int,
     users: Collection[str] | None = None,
-) -> dict[str, UserCounts]:
-    """{user id: counts} over each exposed user's pre-period: the `days` days before their
+) -> Arm:
+    """The counts over each exposed user's pre-period: the `days` days before their
     first impression tagged with the experiment at or after `phase_start` (default the window's
     start) and before the window's end. Only `users` when given (their cost, not the phase's);
     users without a pre-period impression are absent. One query."""
@@ -393,10 +456,10 @@ def pre_period_counts(
             },
         )
         rows = cursor.fetchall()
-    return {
-        str(user_id): _parse_counts(user_id, None, impressions, per_type)
-        for user_id, impressions, *per_type in rows
-    }
+    return _arm(
+        [str(user_id) for user_id, *_ in rows],
+        [_numbers(impressions, per_type) for _, impressions, *per_type in rows],
+    )
 
 
 def _conversion_key(name: str) -> str:
@@ -450,16 +513,7 @@ def pre_period_conversions(
     return found
 
 
-def _with_conversions(user: UserCounts, found: Mapping[str, tuple[int, float]]) -> UserCounts:
-    if not found:
-        return user
-    events, sums = dict(user.events), dict(user.sums)
-    for name, (count, total) in found.items():
-        events[_conversion_key(name)], sums[_conversion_key(name)] = count, total
-    return replace(user, events=events, sums=sums)
-
-
-def per_user_counts(
+def variant_counts(
     experiment_key: str,
     *,
     population: Mapping[str, Collection] | None,
@@ -467,10 +521,10 @@ def per_user_counts(
     pre_days: int = 0,
     phase_start: datetime | None = None,
     conversions: Collection[str] = (),
-) -> list[UserCounts]:
-    """Per user and variant of the experiment: impressions in the window and, per outcome type,
-    the outcomes joined to them (count and value sum). One query; with `pre_days`, a second
-    one for the pre-period counts (`pre`, see `pre_period_counts`). With `conversions` (names),
+) -> dict[str, Arm]:
+    """{variant: its users' columns}: impressions in the window and, per outcome type, the
+    outcomes joined to them (count and value sum). One query; with `pre_days`, a second one
+    for the pre-period counts (`pre`, see `pre_period_counts`). With `conversions` (names),
     each user's conversions of those names too, under `conversion:<name>` (one more query, and
     one for their pre-period)."""
     start, end = _window(window)
@@ -485,16 +539,32 @@ def per_user_counts(
         if population is None
         else {(str(user_id), variant) for variant, ids in population.items() for user_id in ids}
     )
-    # The pre-periods of the users counted below only: the window's, not the phase's.
-    wanted = {user_id for user_id, _ in members} if members is not None else None
-    if wanted is None:
-        wanted = {str(row[0]) for row in rows}
+    found: dict[str, tuple[list[str], list[tuple]]] = {}
+    served = set()
+    for user_id, variant, impressions, *per_type in rows:
+        user_id = str(user_id)
+        served.add(user_id)
+        if members is not None and (user_id, variant) not in members:
+            continue
+        ids, numbers = found.setdefault(variant, ([], []))
+        ids.append(user_id)
+        numbers.append(_numbers(impressions, per_type))
+    # A member without any tagged impression in the window was exposed app-side only
+    # (rec_exposures): an exposed user with zero impressions and outcomes (and the
+    # conversions tagged with the variant).
+    for user_id, variant in sorted(members or ()):
+        if user_id not in served:
+            ids, numbers = found.setdefault(variant, ([], []))
+            ids.append(user_id)
+            numbers.append((0,) * _COLUMNS)
+    # The pre-periods of the users counted here only: the window's, not the phase's.
+    wanted = {user_id for ids, _ in found.values() for user_id in ids}
     pre = (
         pre_period_counts(
             experiment_key, window=window, phase_start=phase_start, days=pre_days, users=wanted
         )
         if pre_days > 0
-        else {}
+        else None
     )
     converted = conversion_counts(experiment_key, conversions, window=window) if conversions else {}
     pre_converted = (
@@ -509,46 +579,28 @@ def per_user_counts(
         if conversions and pre_days > 0
         else {}
     )
-    counts, served = [], set()
-    for user_id, variant, impressions, *per_type in rows:
-        user_id = str(user_id)
-        served.add(user_id)
-        if members is not None and (user_id, variant) not in members:
-            continue
-        counts.append(
-            _parse_counts(
-                user_id,
-                variant,
-                impressions,
-                per_type,
-                converted.get((user_id, variant)),
-                _before(user_id, pre, pre_converted),
+    arms = {}
+    for variant, (ids, numbers) in found.items():
+        before = None
+        if pre is not None:
+            before = pre.aligned(ids).with_conversions(
+                _conversion_columns(ids, pre_converted, conversions)
             )
+        arms[variant] = replace(
+            _arm(ids, numbers).with_conversions(
+                _conversion_columns(
+                    ids, converted, conversions, key=lambda user_id, v=variant: (user_id, v)
+                )
+            ),
+            pre=before,
         )
-    # A member without any tagged impression in the window was exposed app-side only
-    # (rec_exposures): an exposed user with zero impressions and outcomes (and the
-    # conversions tagged with the variant).
-    for user_id, variant in sorted(members or ()):
-        if user_id not in served:
-            user = _with_conversions(
-                UserCounts(user_id, variant, 0), converted.get((user_id, variant), {})
-            )
-            counts.append(replace(user, pre=_before(user_id, pre, pre_converted)))
-    return counts
-
-
-def _before(user_id: str, pre: dict, pre_converted: dict) -> UserCounts | None:
-    """A user's pre-period counts, with their pre-period conversions."""
-    before = pre.get(user_id)
-    if user_id in pre_converted:
-        before = _with_conversions(before or UserCounts(user_id, None, 0), pre_converted[user_id])
-    return before
+    return arms
 
 
 def metric_lift(
     metric: Metric,
-    users: Sequence[UserCounts],
-    control: Sequence[UserCounts],
+    users: Arm,
+    control: Arm,
     sequential: Sequential | None = None,
 ) -> Lift:
     """The metric's lift of one variant's users against control's users (always-valid
@@ -556,10 +608,10 @@ def metric_lift(
     num, den = metric.numerator_key, metric.denominator_key
     if metric.kind == RATIO:
         return ratio_lift(
-            numerator=[u.count(num) for u in users],
-            denominator=[u.count(den) for u in users],
-            control_numerator=[u.count(num) for u in control],
-            control_denominator=[u.count(den) for u in control],
+            numerator=users.count(num),
+            denominator=users.count(den),
+            control_numerator=control.count(num),
+            control_denominator=control.count(den),
             sequential=sequential,
         )
     if metric.kind == MEAN:
@@ -570,9 +622,9 @@ def metric_lift(
         )
     if metric.kind == PROPORTION:
         return proportion_lift(
-            converted=sum(u.count(num) > 0 for u in users),
+            converted=int((users.count(num) > 0).sum()),
             exposed=len(users),
-            control_converted=sum(u.count(num) > 0 for u in control),
+            control_converted=int((control.count(num) > 0).sum()),
             control_exposed=len(control),
             sequential=sequential,
         )
@@ -581,24 +633,24 @@ def metric_lift(
 
 def metric_cuped_lift(
     metric: Metric,
-    users: Sequence[UserCounts],
-    control: Sequence[UserCounts],
+    users: Arm,
+    control: Arm,
     sequential: Sequential | None = None,
 ) -> CupedLift:
     """The metric's CUPED lift: each user's covariate is the same metric over their
-    pre-period counts (`UserCounts.before`; zero without any); always-valid intervals and
+    pre-period counts (`Arm.before`; zero without any); always-valid intervals and
     p-value on the adjusted standard errors with `sequential`."""
     num, den = metric.numerator_key, metric.denominator_key
     if metric.kind == RATIO:
         return cuped_ratio_lift(
-            numerator=[u.count(num) for u in users],
-            denominator=[u.count(den) for u in users],
-            pre_numerator=[u.before.count(num) for u in users],
-            pre_denominator=[u.before.count(den) for u in users],
-            control_numerator=[u.count(num) for u in control],
-            control_denominator=[u.count(den) for u in control],
-            control_pre_numerator=[u.before.count(num) for u in control],
-            control_pre_denominator=[u.before.count(den) for u in control],
+            numerator=users.count(num),
+            denominator=users.count(den),
+            pre_numerator=users.before.count(num),
+            pre_denominator=users.before.count(den),
+            control_numerator=control.count(num),
+            control_denominator=control.count(den),
+            control_pre_numerator=control.before.count(num),
+            control_pre_denominator=control.before.count(den),
             sequential=sequential,
         )
     if metric.kind == MEAN:
@@ -612,41 +664,43 @@ def metric_cuped_lift(
         )
     if metric.kind == PROPORTION:
         return cuped_proportion_lift(
-            converted=[u.count(num) > 0 for u in users],
-            covariates=[float(u.before.count(num) > 0) for u in users],
-            control_converted=[u.count(num) > 0 for u in control],
-            control_covariates=[float(u.before.count(num) > 0) for u in control],
+            converted=users.count(num) > 0,
+            covariates=(users.before.count(num) > 0).astype(float),
+            control_converted=control.count(num) > 0,
+            control_covariates=(control.before.count(num) > 0).astype(float),
             sequential=sequential,
         )
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
 
-def _valued(metric: Metric, users: Sequence[UserCounts]) -> list[UserCounts]:
+def _valued(metric: Metric, users: Arm) -> Arm:
     """The users a mean metric has a value for: all, or (`mean` of values) those with one."""
     if metric.value != "mean":
-        return list(users)
-    return [u for u in users if u.events.get(metric.numerator_key, 0) > 0]
+        return users
+    return users.subset(users.events_of(metric.numerator_key) > 0)
 
 
-def _pre_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
+def _pre_values(metric: Metric, users: Arm) -> np.ndarray:
     """A mean metric's value over each user's pre-period; 0 when they had no such event
     (for the `mean` of values too: X = 0 stands for "no pre-period data")."""
-    pre = [u.before for u in users]
+    pre = users.before
     if metric.value != "mean":
         return per_user_values(metric, pre)
-    key = metric.numerator_key
-    return [u.sums[key] / u.events[key] if u.events.get(key, 0) > 0 else 0.0 for u in pre]
+    events = pre.events_of(metric.numerator_key)
+    has = events > 0
+    return np.where(has, pre.total(metric.numerator_key) / np.where(has, events, 1.0), 0.0)
 
 
-def per_user_values(metric: Metric, users: Sequence[UserCounts]) -> list[float]:
+def per_user_values(metric: Metric, users: Arm) -> np.ndarray:
     """A mean metric's value per user: the count of events, the sum of their values, or (for
     `mean`) the mean of their values over users with at least one."""
     key = metric.numerator_key
     if metric.value == "count":
-        return [float(u.count(key)) for u in users]
+        return users.count(key)
     if metric.value == "sum":
-        return [u.sums.get(key, 0.0) for u in users]
-    return [u.sums[key] / u.events[key] for u in users if u.events.get(key, 0) > 0]
+        return users.total(key)
+    has = users.events_of(key) > 0
+    return users.total(key)[has] / users.events_of(key)[has]
 
 
 def metric_rows(
@@ -678,16 +732,15 @@ def metric_rows(
         raise ValueError(f"control {control!r} is not a variant of {experiment.key}")
     pre_days = cuped_days() if pre_days is None else pre_days
     metrics = list(metrics)
-    by_variant: dict[str, list[UserCounts]] = {name: [] for name in experiment.variant_names}
-    for counts in per_user_counts(
+    by_variant = {name: _arm([], []) for name in experiment.variant_names}
+    by_variant |= variant_counts(
         experiment.key,
         population=population,
         window=window,
         pre_days=pre_days,
         phase_start=phase_start,
         conversions=set().union(*(metric.conversion_names for metric in metrics)),
-    ):
-        by_variant.setdefault(counts.variant, []).append(counts)
+    )
     rows = []
     for metric in metrics:
         for variant in experiment.variant_names:

@@ -37,7 +37,7 @@ from recsys_experiments.lib.constants import CATALOGUE_METRICS, OUTCOME_TYPES
 from recsys_experiments.lib.hashing import bucket_ranges, choose_variation, hash_point
 from recsys_experiments.lib.statistics import Sequential, mean_lift, proportion_lift, ratio_lift
 from recsys_experiments.models import Experiment
-from telemetry.results.metrics import per_user_counts
+from telemetry.results.metrics import variant_counts
 from tests.deck.lab.test_isolation import scratch_databases, table_fingerprints
 
 
@@ -112,16 +112,16 @@ def test_fast_statistics_equal_the_real_path_on_the_same_counts(db, settings):
     result = real_run(0, spec, random.Random(11), now)
     experiment = Experiment.objects.get(key="aa_test_00001")
     start = datetime.combine(experiment.started_at.date(), time.min, tzinfo=UTC)
-    counts = per_user_counts(experiment.key, population=None, window=(start, now))
-    arms = {}
-    for name in ("control", "treatment"):
-        users = [c for c in counts if c.variant == name]
-        arms[name] = Arm(
-            np.array([u.impressions for u in users]),
-            {k: np.array([u.events[k] for u in users]) for k in OUTCOME_TYPES},
-            {k: np.array([u.sums[k] for u in users]) for k in OUTCOME_TYPES},
+    counts = variant_counts(experiment.key, population=None, window=(start, now))
+    arms = {
+        name: Arm(
+            counts[name].impressions,
+            {k: counts[name].events[k] for k in OUTCOME_TYPES},
+            {k: counts[name].sums[k] for k in OUTCOME_TYPES},
         )
-    total = len(counts)
+        for name in ("control", "treatment")
+    }
+    total = sum(len(arm) for arm in counts.values())
     assert total == 80
     compared = 0
     for metric in default_metrics():

@@ -25,8 +25,8 @@ from telemetry.models import ExperimentMetric, Metric
 from telemetry.results.metrics import (
     experiment_metrics,
     metric_rows,
-    per_user_counts,
     primary_metric,
+    variant_counts,
 )
 from tests.factories.catalog import MediaItemFactory
 from tests.factories.experiments import ActiveExperimentFactory, ExperimentFactory
@@ -165,34 +165,40 @@ def planted(db):
     return experiment, c, t
 
 
-def test_per_user_counts_from_one_query(planted):
+def column(arm, name, users):
+    """One column of an Arm, in these users' order."""
+    values = arm.impressions if name == "impressions" else arm.events[name]
+    return [values[arm.user_ids.index(str(user))] for user in users]
+
+
+def test_variant_counts_from_one_query(planted):
     _, c, t = planted
 
-    counts = {
-        (u.user_id, u.variant): u for u in per_user_counts("blend", population=None, window=WINDOW)
-    }
+    arms = variant_counts("blend", population=None, window=WINDOW)
 
-    assert set(counts) == {(u, "control") for u in c} | {(u, "treatment") for u in t}
-    assert [counts[u, "control"].impressions for u in c] == [5, 3, 4, 2]
-    assert [counts[u, "treatment"].impressions for u in t] == [6, 4, 5]
-    assert [counts[u, "control"].events["like"] for u in c] == [2, 0, 1, 0]
-    assert [counts[u, "treatment"].events["like"] for u in t] == [3, 1, 1]
-    assert counts[c[2], "control"].events["rating"] == 2
-    assert counts[c[2], "control"].sums["rating"] == 8.0
-    assert counts[t[0], "treatment"].events["detail_open"] == 1
-    assert counts[c[0], "control"].sums["like"] == 0.0
+    assert sorted(arms["control"].user_ids) == sorted(str(u) for u in c)
+    assert sorted(arms["treatment"].user_ids) == sorted(str(u) for u in t)
+    assert column(arms["control"], "impressions", c) == [5, 3, 4, 2]
+    assert column(arms["treatment"], "impressions", t) == [6, 4, 5]
+    assert column(arms["control"], "like", c) == [2, 0, 1, 0]
+    assert column(arms["treatment"], "like", t) == [3, 1, 1]
+    assert column(arms["control"], "rating", [c[2]]) == [2]
+    assert list(arms["control"].aligned([str(c[2])]).sums["rating"]) == [8.0]
+    assert list(arms["control"].aligned([str(c[0])]).sums["like"]) == [0.0]
+    assert column(arms["treatment"], "detail_open", [t[0]]) == [1]
 
 
 def test_the_population_keeps_only_its_users_in_their_variant(planted):
     _, c, t = planted
 
-    counts = per_user_counts(
+    arms = variant_counts(
         "blend", population={"control": c[:2], "treatment": [t[0], c[2]]}, window=WINDOW
     )
 
-    assert sorted((u.user_id, u.variant) for u in counts) == sorted(
-        [(c[0], "control"), (c[1], "control"), (t[0], "treatment")]
-    )
+    assert {variant: sorted(arm.user_ids) for variant, arm in arms.items()} == {
+        "control": sorted([str(c[0]), str(c[1])]),
+        "treatment": [str(t[0])],
+    }
 
 
 def test_rows_equal_the_lib_computation_on_the_same_numbers(planted):
