@@ -419,7 +419,9 @@ def _first_exposure_params(start, end, phase_start, users: Collection[str] | Non
         **phase.params("phase_"),
         "phase_first_day": min(phase.days, default=None),
         "phase_last_day": max(phase.days, default=None),
-        "users": None if users is None else sorted(users),
+        # One array literal, not a list: psycopg quotes a list item by item (0.15 s for the
+        # 20,000 ids of a large window); user ids (uuid text) need no quoting.
+        "users": None if users is None else "{" + ",".join(users) + "}",
     }
 
 
