@@ -88,8 +88,13 @@ class Split:
     raw_to: list[datetime] = field(default_factory=list)
 
     def params(self, prefix: str = "") -> dict:
+        """The query parameters; `first_day`/`last_day` bound the rolled days (NULL without
+        any), so that a `day between` beside `day = any(days)` is an index range on a
+        rollup's key, not a scan of every rolled day of its history."""
         return {
             f"{prefix}days": self.days,
+            f"{prefix}first_day": min(self.days, default=None),
+            f"{prefix}last_day": max(self.days, default=None),
             f"{prefix}raw_from": self.raw_from,
             f"{prefix}raw_to": self.raw_to,
         }

@@ -96,6 +96,7 @@ tagged as (
                u.ratings, u.rating_sum, u.detail_opens
         from rec_daily_user_rollups as u
         where u.experiment_key = %(key)s and u.day = any(%(days)s::date[])
+          and u.day between %(first_day)s::date and %(last_day)s::date
           and u.impressions > 0
           and (%(users)s::uuid[] is null or u.user_id = any(%(users)s::uuid[]))
     ) as t
@@ -114,6 +115,7 @@ app_exposed as (
     select u.user_id, u.variant
     from rec_daily_user_rollups as u
     where u.experiment_key = %(key)s and u.day = any(%(days)s::date[]) and u.exposures > 0
+      and u.day between %(first_day)s::date and %(last_day)s::date
       and (%(users)s::uuid[] is null or u.user_id = any(%(users)s::uuid[]))
 ),
 exposed as (
@@ -224,6 +226,7 @@ from (
     select k.variant, k.profile, k.profile_id, k.version, k.knobs_hash, k.impressions
     from rec_daily_ranking_rollups as k
     where k.experiment_key = %(key)s and k.day = any(%(days)s::date[])
+      and k.day between %(first_day)s::date and %(last_day)s::date
 ) as t
 group by 1, 2, 3, 4, 5
 order by 1, 6 desc, 2, 4, 5

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -57,7 +57,7 @@ from recsys_experiments.lib.statistics import (
 )
 from recsys_experiments.models import Experiment
 from telemetry.models import Metric
-from telemetry.rollups import window_split
+from telemetry.rollups import utc_today, window_split
 
 # Column names come from lib/constants.OUTCOME_TYPES (never from input).
 _OUTCOME_COUNTS = ",\n               ".join(
@@ -71,9 +71,11 @@ _OUTCOME_TOTALS = ",\n       ".join(
 
 # The rollups' columns for each outcome type's count and value sum, counted once per served
 # (request, item) (telemetry/sql/rollups.v1.sql).
+_ROLLUP_SUM = {
+    kind: "rating_sum_once" if kind == "rating" else f"{kind}_sum" for kind in OUTCOME_TYPES
+}
 _ROLLUP_COUNTS = ",\n           ".join(
-    f"u.{kind}_events, u.{'rating_sum_once' if kind == 'rating' else kind + '_sum'} as {kind}_sum"
-    for kind in OUTCOME_TYPES
+    f"u.{kind}_events, u.{_ROLLUP_SUM[kind]} as {kind}_sum" for kind in OUTCOME_TYPES
 )
 _OUTCOME_COLUMNS = ", ".join(f"o.{kind}_events, o.{kind}_sum" for kind in OUTCOME_TYPES)
 
@@ -107,6 +109,7 @@ counted as (
            {_ROLLUP_COUNTS}
     from rec_daily_user_rollups as u
     where u.experiment_key = %(key)s and u.day = any(%(days)s::date[]) and u.impressions > 0
+      and u.day between %(first_day)s::date and %(last_day)s::date
 )
 select o.user_id, o.variant, sum(o.impressions),
        {_OUTCOME_TOTALS}
@@ -119,8 +122,9 @@ order by o.variant, o.user_id
 # wanted users are `%(users)s` (the window's population), or with NULL every user with a
 # tagged impression in the phase. Per wanted user it is a handful of index probes, whatever
 # the length of the phase: their earliest rolled day's first_at (idx_rec_daily_user_rollups_user,
-# in day order) and, in each raw interval (`%(phase_raw_from)s`, `%(phase_raw_to)s`), their
-# earliest tagged impression (idx_rec_impressions_user_time, in time order). Reading every
+# in day order) and, in each raw interval (`%(phase_raw_from)s`, `%(phase_raw_to)s`) that
+# starts before that, their earliest tagged impression (idx_rec_impressions_user_time, in
+# time order). Reading every
 # user's rows over the whole phase made the results grow with the experiment's history.
 _FIRST_EXPOSURE = """
 wanted as (
@@ -136,6 +140,7 @@ wanted as (
     from rec_daily_user_rollups as u
     where %(users)s::uuid[] is null
       and u.experiment_key = %(key)s and u.day = any(%(phase_days)s::date[])
+      and u.day between %(phase_first_day)s::date and %(phase_last_day)s::date
       and u.impressions > 0
 ),
 first_exposure as (
@@ -155,6 +160,11 @@ first_exposure as (
         select min(e.created_at) as first_at
         from unnest(%(phase_raw_from)s::timestamptz[], %(phase_raw_to)s::timestamptz[])
              as r(lo, hi)
+        -- Only a raw interval before the user's first rolled exposure can hold an earlier one
+        -- (today never does for a user seen on a rolled day).
+        cross join lateral (
+            select 1 where r.lo < coalesce(rolled.first_at, 'infinity'::timestamptz)
+        ) as earlier
         cross join lateral (
             select i.created_at
             from rec_impressions as i
@@ -167,59 +177,94 @@ first_exposure as (
     where rolled.first_at is not null or raw.first_at is not null
 )"""
 
+# Each user's rolled whole days summed, leaving out the late ones (see PRE_PERIOD_COUNTS).
+_ROLLED_TOTALS = ",\n               ".join(
+    [
+        "coalesce(sum(t.impressions) filter (where not t.late), 0) as impressions",
+        *(
+            f"coalesce(sum(t.{kind}_events) filter (where not t.late), 0) as {kind}_events, "
+            f"coalesce(sum(t.{_ROLLUP_SUM[kind]}) filter (where not t.late), 0) as {kind}_sum"
+            for kind in OUTCOME_TYPES
+        ),
+    ]
+)
+
 # One row per user with an impression in their pre-period: the N days before their first
 # exposure to the experiment in the phase, all their impressions (tagged or not) and the
 # outcomes on them that occurred before the exposure (an outcome after it could carry the
-# treatment's effect). A pre-period day wholly inside it that is rolled and clean
-# (`%(pre_days)s`) is read from rec_daily_user_totals, unless an outcome on that day's
-# impressions occurred at or after the exposure (last_outcome_at): then, like the partial
-# days at both ends, it is read raw, an index range scan of idx_rec_impressions_user_time
-# (user_id, created_at) per user and day, and each served (request, item) looks its outcomes
-# up by index.
+# treatment's effect). Per user:
+# - the whole UTC days inside the pre-period that are rolled and clean (`%(pre_days)s`) come
+#   from rec_daily_user_totals, one index range of its key (user_id, day) per user, unless
+#   an outcome on that day's impressions occurred at or after the exposure (last_outcome_at:
+#   a late day, read raw like the rest);
+# - the rest is read raw: the partial days at both ends, the whole days that are not rolled
+#   and clean (`%(pre_raw_days)s`) and the late days, each an index range scan of
+#   idx_rec_impressions_user_time (user_id, created_at); each served (request, item) looks its
+#   outcomes up by index.
+# A whole rolled day without a totals row had no impression: nothing to read. Only rows that
+# hold something are made (was: a row per user and day, 8 per user for 7 days).
 PRE_PERIOD_COUNTS = f"""
 with{_FIRST_EXPOSURE},
-pre_days as (
-    select f.user_id, f.exposed_at, d::date as day,
-           greatest(f.exposed_at - make_interval(days => %(days)s),
-                    d::date::timestamp at time zone 'UTC') as lo,
-           least(f.exposed_at, (d::date + 1)::timestamp at time zone 'UTC') as hi,
-           (d::date::timestamp at time zone 'UTC' >= f.exposed_at - make_interval(days => %(days)s)
-            and (d::date + 1)::timestamp at time zone 'UTC' <= f.exposed_at
-            and r.day is not null) as whole
+bounds as (
+    select f.user_id, f.exposed_at,
+           f.exposed_at - make_interval(days => %(days)s) as pre_start,
+           -- The whole UTC days inside [pre_start, exposed_at): from the first midnight at or
+           -- after pre_start through the day before the exposure's day.
+           ((f.exposed_at - make_interval(days => %(days)s) - interval '1 microsecond')
+            at time zone 'UTC')::date + 1 as first_whole,
+           (f.exposed_at at time zone 'UTC')::date - 1 as last_whole
     from first_exposure as f
-    cross join generate_series(
-        ((f.exposed_at - make_interval(days => %(days)s)) at time zone 'UTC')::date,
-        (f.exposed_at at time zone 'UTC')::date,
-        interval '1 day'
-    ) as d
-    -- A hash join, not `= any(array)` per user and day (a scan of the array each time).
-    left join unnest(%(pre_days)s::date[]) as r(day) on r.day = d::date
 ),
-pre as (
-    select p.*, t.user_id is not null as rolled,
-           coalesce(t.last_outcome_at < p.exposed_at, true) as before_exposure
-    from pre_days as p
-    left join rec_daily_user_totals as t
-           on p.whole and t.user_id = p.user_id and t.day = p.day
-          -- Only the days some pre-period covers (idx_rec_daily_user_totals_day), not every
-          -- user's whole history.
-          and t.day >= ((select min(f.exposed_at) from first_exposure as f)
-                        at time zone 'UTC')::date - %(days)s - 1
-          and t.day <= ((select max(f.exposed_at) from first_exposure as f)
-                        at time zone 'UTC')::date
+rolled as (
+    select b.user_id, b.exposed_at, t.*
+    from bounds as b
+    -- An aggregate per user: planned as one index range per user, never as a join with
+    -- every user's totals over the phase.
+    cross join lateral (
+        select {_ROLLED_TOTALS},
+               array_agg(t.day) filter (where t.late) as late_days
+        from (
+            select t.*, coalesce(t.last_outcome_at >= b.exposed_at, false) as late
+            from rec_daily_user_totals as t
+            where t.user_id = b.user_id
+              and t.day between b.first_whole and b.last_whole
+              and t.day = any(%(pre_days)s::date[])
+        ) as t
+    ) as t
+),
+raw_ranges as (
+    select b.user_id, b.exposed_at, b.pre_start as lo,
+           least(b.exposed_at, b.first_whole::timestamp at time zone 'UTC') as hi
+    from bounds as b
+    union all
+    select b.user_id, b.exposed_at,
+           greatest(b.pre_start, (b.last_whole + 1)::timestamp at time zone 'UTC'),
+           b.exposed_at
+    from bounds as b
+    union all
+    select b.user_id, b.exposed_at, d.day::timestamp at time zone 'UTC',
+           (d.day + 1)::timestamp at time zone 'UTC'
+    from bounds as b
+    join unnest(%(pre_raw_days)s::date[]) as d(day)
+      on d.day between b.first_whole and b.last_whole
+    union all
+    select r.user_id, r.exposed_at, d.day::timestamp at time zone 'UTC',
+           (d.day + 1)::timestamp at time zone 'UTC'
+    from rolled as r
+    cross join unnest(r.late_days) as d(day)
 ),
 served as (
     select p.user_id, p.exposed_at, e.rec_request_id, e.media_item_id, e.impressions
-    from pre as p
-    -- One index range per user and day (a lateral aggregate is never flattened into a join:
-    -- the planner, misjudging how few rows `pre` has, merged it with every impression).
+    from raw_ranges as p
+    -- One index range per user and range (a lateral aggregate is never flattened into a
+    -- join: the planner, misjudging how few rows these are, merged them with every impression).
     cross join lateral (
         select e.rec_request_id, e.media_item_id, count(*) as impressions
         from rec_impressions as e
         where e.user_id = p.user_id and e.created_at >= p.lo and e.created_at < p.hi
         group by e.rec_request_id, e.media_item_id
     ) as e
-    where not (p.whole and p.before_exposure)
+    where p.lo < p.hi
 ),
 counted as (
     select s.user_id, s.impressions, {_OUTCOME_COLUMNS}
@@ -231,11 +276,9 @@ counted as (
           and o.user_id = s.user_id and o.occurred_at < s.exposed_at
     ) as o on true
     union all
-    select u.user_id, u.impressions,
-           {_ROLLUP_COUNTS}
-    from pre as p
-    join rec_daily_user_totals as u on u.user_id = p.user_id and u.day = p.day
-    where p.whole and p.before_exposure and p.rolled
+    select r.user_id, r.impressions, {_OUTCOME_COLUMNS.replace("o.", "r.")}
+    from rolled as r
+    where r.impressions > 0
 )
 select o.user_id, sum(o.impressions),
        {_OUTCOME_TOTALS}
@@ -259,6 +302,7 @@ with exposed as (
         select u.user_id, u.variant
         from rec_daily_user_rollups as u
         where u.experiment_key = %(key)s and u.day = any(%(days)s::date[])
+          and u.day between %(first_day)s::date and %(last_day)s::date
           and u.impressions > 0
     ) as e
 ),
@@ -275,6 +319,7 @@ converted as (
     select r.user_id, r.variant, r.metric_name, r.conversions, r.value_sum
     from rec_daily_conversion_rollups as r
     where r.experiment_key = %(key)s and r.day = any(%(days)s::date[])
+      and r.day between %(first_day)s::date and %(last_day)s::date
       and r.metric_name = any(%(names)s::text[])
 )
 select e.user_id, e.variant, c.metric_name, sum(c.events), sum(c.total)
@@ -417,8 +462,6 @@ def _first_exposure_params(start, end, phase_start, users: Collection[str] | Non
     phase = window_split(phase_start if phase_start is not None else start, end)
     return {
         **phase.params("phase_"),
-        "phase_first_day": min(phase.days, default=None),
-        "phase_last_day": max(phase.days, default=None),
         # One array literal, not a list: psycopg quotes a list item by item (0.15 s for the
         # 20,000 ids of a large window); user ids (uuid text) need no quoting.
         "users": None if users is None else "{" + ",".join(users) + "}",
@@ -429,9 +472,18 @@ def _pre_period_splits(start, end, phase_start, days: int, users) -> dict:
     """_FIRST_EXPOSURE's parameters and the rolled days any pre-period can cover (from `days`
     days before the phase's start)."""
     phase_start = phase_start if phase_start is not None else start
+    rolled = window_split(phase_start - timedelta(days=days), end).days
+    first, last = (phase_start - timedelta(days=days)).astimezone(UTC).date(), utc_today(end)
+    clean = set(rolled)
     return {
         **_first_exposure_params(start, end, phase_start, users),
-        "pre_days": window_split(phase_start - timedelta(days=days), end).days,
+        "pre_days": rolled,
+        # The days a pre-period may cover that are not rolled and clean: read raw.
+        "pre_raw_days": [
+            first + timedelta(days=n)
+            for n in range((last - first).days + 1)
+            if first + timedelta(days=n) not in clean
+        ],
     }
 
 
