@@ -58,6 +58,9 @@ begin
         end if;
     end if;
     select to_jsonb(u) into user_row from accounts_user as u where u.id = token.user_id;
+    if user_row is null then
+        return;  -- deleted meanwhile (the foreign key cascades to its tokens): no token
+    end if;
     token_created := token.created;
     token_expiry := token.expiry;
     previous_role := current_setting('role');
