@@ -179,25 +179,86 @@ def _check_item(index: int, item, now: datetime) -> tuple[dict, dict]:
     return cleaned, errors
 
 
-def _unknown_items_and_foreign_requests(
-    user, item_ids: set[int], request_ids: set[uuid.UUID]
-) -> tuple[set[int], set[uuid.UUID]]:
-    """(the ids of `item_ids` that are no media item, the requests of `request_ids` whose
-    impressions belong to another user), in one round trip. rec_requests_of_other_users
-    answers only for the transaction's user (app_current_user_id()), which must be `user`."""
-    if not item_ids and not request_ids:
-        return set(), set()
+# The checks that need the database and the insert, as one statement. `batch` holds one row
+# per item that has a media item id or a request id to check (`i`: its index) and `ok` for
+# the items that passed every check in Python: those are inserted, in batch order, unless
+# their media item is unknown or their request is another user's, each event_id once (its
+# first occurrence). A repeat of a stored (user, event_id) is skipped by the table's trigger
+# (rec_event_key_claim, telemetry/sql/partitions.v1.sql), so RETURNING names only new rows.
+# rec_requests_of_other_users answers only for the transaction's user (app_current_user_id()),
+# which must be the inserting user.
+CHECK_AND_INSERT = """
+with batch as materialized (
+    select *
+    from jsonb_to_recordset(%(batch)s::jsonb) as b(
+        i integer, ok boolean, event_id text, rec_request_id uuid, media_item_id bigint,
+        outcome_type text, value float8, occurred_at timestamptz)
+),
+unknown_items as materialized (
+    select distinct b.media_item_id as id
+    from batch as b
+    where b.media_item_id is not null
+      and not exists (select from media_items as m where m.id = b.media_item_id)
+),
+foreign_requests as materialized (
+    select rec_requests_of_other_users(
+        %(user)s,
+        array(select distinct b.rec_request_id from batch as b where b.rec_request_id is not null)
+    ) as id
+),
+stored as (
+    insert into rec_outcomes (event_id, user_id, rec_request_id, media_item_id, outcome_type,
+                              value, occurred_at, created_at)
+    select f.event_id, %(user)s, f.rec_request_id, f.media_item_id, f.outcome_type, f.value,
+           f.occurred_at, now()
+    from (
+        select distinct on (b.event_id) b.*
+        from batch as b
+        where b.ok
+          and not exists (select from unknown_items as u where u.id = b.media_item_id)
+          and not exists (select from foreign_requests as r where r.id = b.rec_request_id)
+        order by b.event_id, b.i
+    ) as f
+    order by f.i
+    returning event_id
+)
+select array(select id from unknown_items),
+       array(select id from foreign_requests),
+       array(select event_id from stored)
+"""
+
+
+def _batch_row(index: int, cleaned: dict, ok: bool) -> dict | None:
+    row = {"i": index, "ok": ok}
+    if "media_item_id" in cleaned:
+        row["media_item_id"] = cleaned["media_item_id"]
+    if "rec_request_id" in cleaned:
+        row["rec_request_id"] = str(cleaned["rec_request_id"])
+    if ok:
+        row["event_id"] = cleaned["event_id"]
+        row["outcome_type"] = cleaned["outcome_type"]
+        row["value"] = cleaned["value"]
+        row["occurred_at"] = cleaned["occurred_at"].isoformat()
+    return row if len(row) > 2 or ok else None
+
+
+def _check_and_insert(user, checked: list[tuple[dict, dict]]):
+    """(unknown media item ids, other users' request ids, stored event ids) for a checked
+    batch, in one round trip (none when nothing is left to check or store)."""
+    rows = [
+        row
+        for index, (cleaned, errors) in enumerate(checked)
+        if (row := _batch_row(index, cleaned, not errors)) is not None
+    ]
+    if not rows:
+        return set(), set(), set()
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            select array(select i.id from unnest(%s::bigint[]) as i(id)
-                         where not exists (select from media_items as m where m.id = i.id)),
-                   array(select rec_requests_of_other_users(%s, %s::uuid[]))
-            """,
-            [list(item_ids), user.pk, list(request_ids)],
+            CHECK_AND_INSERT,
+            {"batch": json.dumps(rows, separators=(",", ":")), "user": user.pk},
         )
-        unknown, foreign = cursor.fetchone()
-    return set(unknown), set(foreign)
+        unknown, foreign, stored = cursor.fetchone()
+    return set(unknown), set(foreign), set(stored)
 
 
 # One savepoint less per batch: nothing inside is caught, so an error rolls back the
@@ -207,51 +268,18 @@ def outcomes_record(*, user, outcomes: list[dict]) -> dict:
     """Validate each outcome and store the valid ones (a repeated event_id is stored once).
     An outcome whose (request, item) was never served is stored: the health views count it.
     Runs as `user` (app.user_id set to them, e.g. through acting_as), as the API does.
-    Two statements whatever the batch size: the checks, then the insert."""
+    One statement whatever the batch size: the checks and the insert (CHECK_AND_INSERT)."""
     now = timezone.now()
     checked = [_check_item(index, item, now) for index, item in enumerate(outcomes)]
-    unknown_items, foreign = _unknown_items_and_foreign_requests(
-        user,
-        {c["media_item_id"] for c, _ in checked if "media_item_id" in c},
-        {c["rec_request_id"] for c, _ in checked if "rec_request_id" in c},
-    )
+    unknown_items, foreign, stored = _check_and_insert(user, checked)
     for cleaned, errors in checked:
         if "media_item_id" in cleaned and cleaned["media_item_id"] in unknown_items:
             errors["media_item_id"] = "no such media item"
         if "rec_request_id" in cleaned and cleaned["rec_request_id"] in foreign:
             errors["rec_request_id"] = "belongs to another user's deck"
-    return _judged_batch(checked, lambda rows: _insert(user, rows))
-
-
-def _insert(user, outcomes: list[dict]) -> set[str]:
-    """Insert in one statement; returns the event ids actually stored (new ones). A repeat of
-    a stored (user, event_id) is skipped by the table's trigger (rec_event_key_claim,
-    telemetry/sql/partitions.v1.sql), so RETURNING names only the new rows."""
-    if not outcomes:
-        return set()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            insert into rec_outcomes (event_id, user_id, rec_request_id, media_item_id,
-                                      outcome_type, value, occurred_at, created_at)
-            select o.event_id, %s, o.rec_request_id, o.media_item_id, o.outcome_type, o.value,
-                   o.occurred_at, now()
-            from unnest(%s::text[], %s::uuid[], %s::bigint[], %s::text[], %s::float8[],
-                        %s::timestamptz[])
-                 as o(event_id, rec_request_id, media_item_id, outcome_type, value, occurred_at)
-            returning event_id
-            """,
-            [
-                user.pk,
-                [o["event_id"] for o in outcomes],
-                [o["rec_request_id"] for o in outcomes],
-                [o["media_item_id"] for o in outcomes],
-                [o["outcome_type"] for o in outcomes],
-                [o["value"] for o in outcomes],
-                [o["occurred_at"] for o in outcomes],
-            ],
-        )
-        return {row[0] for row in cursor.fetchall()}
+    # The statement stored exactly what the judge picks: the first occurrence of each
+    # event_id among the items without errors.
+    return _judged_batch(checked, lambda rows: stored)
 
 
 # Conversions: custom events with a value (seed 002's record_conversion), batched like outcomes.
