@@ -77,7 +77,14 @@ _ROLLUP_SUM = {
 _ROLLUP_COUNTS = ",\n           ".join(
     f"u.{kind}_events, u.{_ROLLUP_SUM[kind]} as {kind}_sum" for kind in OUTCOME_TYPES
 )
-_OUTCOME_COLUMNS = ", ".join(f"o.{kind}_events, o.{kind}_sum" for kind in OUTCOME_TYPES)
+
+
+def _outcome_columns(alias: str) -> str:
+    """Each outcome type's `<kind>_events, <kind>_sum` columns of relation `alias`."""
+    return ", ".join(f"{alias}.{kind}_events, {alias}.{kind}_sum" for kind in OUTCOME_TYPES)
+
+
+_OUTCOME_COLUMNS = _outcome_columns("o")
 
 # One row per user and variant. The window is split (telemetry/rollups.py `window_split`):
 # its clean rolled days come from rec_daily_user_rollups (`%(days)s`), the rest raw, one index
@@ -124,8 +131,8 @@ order by o.variant, o.user_id
 # the length of the phase: their earliest rolled day's first_at (idx_rec_daily_user_rollups_user,
 # in day order) and, in each raw interval (`%(phase_raw_from)s`, `%(phase_raw_to)s`) that
 # starts before that, their earliest tagged impression (idx_rec_impressions_user_time, in
-# time order). Reading every
-# user's rows over the whole phase made the results grow with the experiment's history.
+# time order). Reading every user's rows over the whole phase made the results grow with the
+# experiment's history.
 _FIRST_EXPOSURE = """
 wanted as (
     select u.user_id from unnest(%(users)s::uuid[]) as u(user_id)
@@ -276,7 +283,7 @@ counted as (
           and o.user_id = s.user_id and o.occurred_at < s.exposed_at
     ) as o on true
     union all
-    select r.user_id, r.impressions, {_OUTCOME_COLUMNS.replace("o.", "r.")}
+    select r.user_id, r.impressions, {_outcome_columns("r")}
     from rolled as r
     where r.impressions > 0
 )
