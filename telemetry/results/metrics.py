@@ -187,10 +187,10 @@ first_exposure as (
 # Each user's rolled whole days summed, leaving out the late ones (see PRE_PERIOD_COUNTS).
 _ROLLED_TOTALS = ",\n               ".join(
     [
-        "coalesce(sum(t.impressions) filter (where not t.late), 0) as impressions",
+        "coalesce(sum(t.impressions) filter (where t.counted), 0) as impressions",
         *(
-            f"coalesce(sum(t.{kind}_events) filter (where not t.late), 0) as {kind}_events, "
-            f"coalesce(sum(t.{_ROLLUP_SUM[kind]}) filter (where not t.late), 0) as {kind}_sum"
+            f"coalesce(sum(t.{kind}_events) filter (where t.counted), 0) as {kind}_events, "
+            f"coalesce(sum(t.{_ROLLUP_SUM[kind]}) filter (where t.counted), 0) as {kind}_sum"
             for kind in OUTCOME_TYPES
         ),
     ]
@@ -208,46 +208,57 @@ _ROLLED_TOTALS = ",\n               ".join(
 #   and clean (`%(pre_raw_days)s`) and the late days, each an index range scan of
 #   idx_rec_impressions_user_time (user_id, created_at); each served (request, item) looks its
 #   outcomes up by index.
-# A whole rolled day without a totals row had no impression: nothing to read. Only rows that
-# hold something are made (was: a row per user and day, 8 per user for 7 days).
+# A rolled and clean day without a totals row had no impression: nothing to read, whole or
+# partial (the same index range tells). Only rows that hold something are made (was: a row
+# per user and day, 8 per user for 7 days, and a raw probe of both partial days).
 PRE_PERIOD_COUNTS = f"""
 with{_FIRST_EXPOSURE},
 bounds as (
     select f.user_id, f.exposed_at,
            f.exposed_at - make_interval(days => %(days)s) as pre_start,
            -- The whole UTC days inside [pre_start, exposed_at): from the first midnight at or
-           -- after pre_start through the day before the exposure's day.
+           -- after pre_start through the day before the exposure's day. The partial days are
+           -- first_whole - 1 (from pre_start) and last_whole + 1 (to the exposure).
            ((f.exposed_at - make_interval(days => %(days)s) - interval '1 microsecond')
             at time zone 'UTC')::date + 1 as first_whole,
            (f.exposed_at at time zone 'UTC')::date - 1 as last_whole
     from first_exposure as f
 ),
 rolled as (
-    select b.user_id, b.exposed_at, t.*
+    select b.*, t.*
     from bounds as b
     -- An aggregate per user: planned as one index range per user, never as a join with
     -- every user's totals over the phase.
     cross join lateral (
         select {_ROLLED_TOTALS},
-               array_agg(t.day) filter (where t.late) as late_days
+               array_agg(t.day) filter (where t.late) as late_days,
+               coalesce(bool_or(t.day < b.first_whole), false) as first_edge_served,
+               coalesce(bool_or(t.day > b.last_whole), false) as last_edge_served
         from (
-            select t.*, coalesce(t.last_outcome_at >= b.exposed_at, false) as late
-            from rec_daily_user_totals as t
-            where t.user_id = b.user_id
-              and t.day between b.first_whole and b.last_whole
-              and t.day = any(%(pre_days)s::date[])
+            select t.*, t.whole and not t.late as counted
+            from (
+                select t.*, t.day between b.first_whole and b.last_whole as whole,
+                       t.day between b.first_whole and b.last_whole
+                           and coalesce(t.last_outcome_at >= b.exposed_at, false) as late
+                from rec_daily_user_totals as t
+                where t.user_id = b.user_id
+                  and t.day between b.first_whole - 1 and b.last_whole + 1
+                  and t.day = any(%(pre_days)s::date[])
+            ) as t
         ) as t
     ) as t
 ),
 raw_ranges as (
-    select b.user_id, b.exposed_at, b.pre_start as lo,
-           least(b.exposed_at, b.first_whole::timestamp at time zone 'UTC') as hi
-    from bounds as b
+    select r.user_id, r.exposed_at, r.pre_start as lo,
+           least(r.exposed_at, r.first_whole::timestamp at time zone 'UTC') as hi
+    from rolled as r
+    where r.first_edge_served or r.first_whole - 1 = any(%(pre_raw_days)s::date[])
     union all
-    select b.user_id, b.exposed_at,
-           greatest(b.pre_start, (b.last_whole + 1)::timestamp at time zone 'UTC'),
-           b.exposed_at
-    from bounds as b
+    select r.user_id, r.exposed_at,
+           greatest(r.pre_start, (r.last_whole + 1)::timestamp at time zone 'UTC'),
+           r.exposed_at
+    from rolled as r
+    where r.last_edge_served or r.last_whole + 1 = any(%(pre_raw_days)s::date[])
     union all
     select b.user_id, b.exposed_at, d.day::timestamp at time zone 'UTC',
            (d.day + 1)::timestamp at time zone 'UTC'
