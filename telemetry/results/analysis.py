@@ -42,7 +42,14 @@ from recsys_experiments.lib.statistics import (
 )
 from recsys_experiments.models import Experiment, ExperimentPhase
 from telemetry.models import Metric
-from telemetry.results.metrics import experiment_metrics, metric_rows, primary_metric
+from telemetry.results.metrics import (
+    conversion_names,
+    cuped_days,
+    experiment_metrics,
+    metric_rows,
+    primary_metric,
+    variant_counts,
+)
 from telemetry.rollups import window_split
 from telemetry.selectors import telemetry_health
 
@@ -554,40 +561,45 @@ def experiment_results(
     span = (window.start, window.end)
     # CUPED's pre-period ends at each user's first exposure in the phase.
     phase_start = datetime.fromisoformat(selected["started_at"]) if selected else None
-    metric_results = (
-        metric_rows(
-            experiment,
-            population,
-            span,
-            metrics,
-            control,
-            correction,
-            phase_start=phase_start,
-            sequential=mode,
-        )
-        if has_window
-        else []
-    )
     # A guardrail's metric is computed even when the experiment does not list it (its own
     # rows, kept out of the experiment's multiple-testing correction).
     listed = {metric.key for metric in metrics}
-    extra = Metric.objects.filter(
-        key__in={g["metric"] for g in all_guardrails} - listed - set(SHARE_METRICS)
+    extra = list(
+        Metric.objects.filter(
+            key__in={g["metric"] for g in all_guardrails} - listed - set(SHARE_METRICS)
+        )
     )
-    guardrail_rows = metric_results + (
-        metric_rows(
+    # The users' counts are read once for both sets of rows.
+    counts = (
+        variant_counts(
+            experiment.key,
+            population=population,
+            window=span,
+            pre_days=cuped_days(),
+            phase_start=phase_start,
+            conversions=conversion_names([*metrics, *extra]),
+        )
+        if has_window
+        else None
+    )
+
+    def rows_of(chosen: list[Metric]) -> list[dict]:
+        if not has_window or not chosen:
+            return []
+        return metric_rows(
             experiment,
             population,
             span,
-            extra,
+            chosen,
             control,
             correction,
             phase_start=phase_start,
             sequential=mode,
+            counts=counts,
         )
-        if has_window and extra
-        else []
-    )
+
+    metric_results = rows_of(metrics)
+    guardrail_rows = metric_results + rows_of(extra)
     judged = [
         {**result, "source": source}
         for source, declared in (("experiment", experiment.guardrails), ("file", extra_guardrails))

@@ -57,7 +57,7 @@ from recsys_experiments.lib.statistics import (
 )
 from recsys_experiments.models import Experiment
 from telemetry.models import Metric
-from telemetry.rollups import utc_today, window_split
+from telemetry.rollups import Split, utc_today, window_split
 
 # Column names come from lib/constants.OUTCOME_TYPES (never from input).
 _OUTCOME_COUNTS = ",\n               ".join(
@@ -65,8 +65,11 @@ _OUTCOME_COUNTS = ",\n               ".join(
     f"coalesce(sum(o.value) filter (where o.outcome_type = '{kind}'), 0) as {kind}_sum"
     for kind in OUTCOME_TYPES
 )
+# float8, not the numeric a sum of bigints is: psycopg builds a Decimal per numeric value
+# (0.1 s for the 220,000 of a 20,000-user window), and the statistics take floats anyway.
 _OUTCOME_TOTALS = ",\n       ".join(
-    f"coalesce(sum(o.{kind}_events), 0), coalesce(sum(o.{kind}_sum), 0)" for kind in OUTCOME_TYPES
+    f"coalesce(sum(o.{kind}_events), 0)::float8, coalesce(sum(o.{kind}_sum), 0)::float8"
+    for kind in OUTCOME_TYPES
 )
 
 # The rollups' columns for each outcome type's count and value sum, counted once per served
@@ -118,7 +121,7 @@ counted as (
     where u.experiment_key = %(key)s and u.day = any(%(days)s::date[]) and u.impressions > 0
       and u.day between %(first_day)s::date and %(last_day)s::date
 )
-select o.user_id, o.variant, sum(o.impressions),
+select o.user_id, o.variant, sum(o.impressions)::float8,
        {_OUTCOME_TOTALS}
 from counted as o
 group by o.user_id, o.variant
@@ -298,7 +301,7 @@ counted as (
     from rolled as r
     where r.impressions > 0
 )
-select o.user_id, sum(o.impressions),
+select o.user_id, sum(o.impressions)::float8,
        {_OUTCOME_TOTALS}
 from counted as o
 group by o.user_id
@@ -474,10 +477,38 @@ def _numbers(impressions, per_type) -> tuple:
     return (impressions, *(v or 0 for v in per_type))
 
 
+# The raw intervals that hold at least one impression (a probe of the created_at index per
+# interval and partition, not a scan).
+_OCCUPIED = """
+select w.n
+from unnest(%s::timestamptz[], %s::timestamptz[]) with ordinality as w(lo, hi, n)
+where (select true from rec_impressions as i
+       where i.created_at >= w.lo and i.created_at < w.hi limit 1)
+order by w.n
+"""
+
+
+def _occupied(split: Split) -> Split:
+    """The split without its raw intervals that hold no impression: _FIRST_EXPOSURE probes
+    each raw interval once per user, and the phase's often has an empty one (from its start to
+    the first rolled day)."""
+    if not split.raw_from:
+        return split
+    with reading_cursor() as cursor:
+        cursor.execute(_OCCUPIED, [split.raw_from, split.raw_to])
+        kept = [n - 1 for (n,) in cursor.fetchall()]
+    return replace(
+        split,
+        raw_from=[split.raw_from[n] for n in kept],
+        raw_to=[split.raw_to[n] for n in kept],
+    )
+
+
 def _first_exposure_params(start, end, phase_start, users: Collection[str] | None) -> dict:
-    """_FIRST_EXPOSURE's parameters: the phase's window split, the range of its rolled days
-    (an index range for each user's probe) and the wanted users (None: every exposed one)."""
-    phase = window_split(phase_start if phase_start is not None else start, end)
+    """_FIRST_EXPOSURE's parameters: the phase's window split (its raw intervals that hold
+    impressions), the range of its rolled days (an index range for each user's probe) and the
+    wanted users (None: every exposed one)."""
+    phase = _occupied(window_split(phase_start if phase_start is not None else start, end))
     return {
         **phase.params("phase_"),
         # One array literal, not a list: psycopg quotes a list item by item (0.15 s for the
@@ -786,6 +817,7 @@ def metric_rows(
     phase_start: datetime | None = None,
     pre_days: int | None = None,
     sequential: Sequential | None = None,
+    counts: Mapping[str, Arm] | None = None,
 ) -> list[dict]:
     """One row per metric and non-control variant: {metric, kind, variant, control_value,
     value, abs_lift, abs_ci_low, abs_ci_high, rel_lift, rel_ci_low, rel_ci_high, p_value,
@@ -797,7 +829,9 @@ def metric_rows(
     intervals and p-values are the adjusted ones, `variance_reduction` is
     1 - Var(adjusted lift) / Var(plain lift), None without pre-period data. With `sequential`
     the intervals and p-values are always-valid (`sequential: true`) and the correction applies
-    to those p-values; `std_error` is the absolute lift's standard error (after CUPED)."""
+    to those p-values; `std_error` is the absolute lift's standard error (after CUPED).
+    `counts`: the users' columns when the caller has read them already (`variant_counts` with
+    the same population, window, pre_days and phase_start, and these metrics' conversions)."""
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}")
     if control not in experiment.variant_names:
@@ -805,13 +839,17 @@ def metric_rows(
     pre_days = cuped_days() if pre_days is None else pre_days
     metrics = list(metrics)
     by_variant = {name: _arm([], []) for name in experiment.variant_names}
-    by_variant |= variant_counts(
-        experiment.key,
-        population=population,
-        window=window,
-        pre_days=pre_days,
-        phase_start=phase_start,
-        conversions=set().union(*(metric.conversion_names for metric in metrics)),
+    by_variant |= (
+        counts
+        if counts is not None
+        else variant_counts(
+            experiment.key,
+            population=population,
+            window=window,
+            pre_days=pre_days,
+            phase_start=phase_start,
+            conversions=conversion_names(metrics),
+        )
     )
     rows = []
     for metric in metrics:
@@ -857,6 +895,11 @@ def metric_rows(
             }
         )
     return ordered
+
+
+def conversion_names(metrics: Iterable[Metric]) -> set[str]:
+    """The conversions these metrics count (rec_conversions metric names)."""
+    return set().union(*(metric.conversion_names for metric in metrics))
 
 
 def experiment_metrics(experiment: Experiment) -> list[Metric]:

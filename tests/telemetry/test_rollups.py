@@ -549,3 +549,24 @@ def test_a_catch_up_leaves_the_planner_statistics_of_the_days_it_rolled(seeded):
         "select 'rec_daily_user_totals', count(*) from rec_daily_user_totals"
     )
     assert planned_rows()[0][1] > 0
+
+
+def test_a_guardrail_on_an_unlisted_metric_reads_the_users_counts_once(seeded):
+    experiment, _users, _items = seeded
+    # dislike_rate is not among the experiment's metrics: its rows are computed apart, from
+    # the same users' counts (they were read a second time, pre-period included).
+    experiment.guardrails = [{"metric": "dislike_rate", "max_rise": 0.5}]
+    experiment.save(update_fields=["guardrails"])
+    statements = []
+
+    def record(execute_sql, sql, params, many, context):
+        statements.append(sql)
+        return execute_sql(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        found = results(experiment)
+    [guardrail] = found["guardrails"]
+    assert guardrail["metric"] == "dislike_rate" and guardrail["status"] != "not enough data"
+    assert "dislike_rate" not in {row["metric"] for row in found["metrics"]}
+    assert sum(sql == PER_USER_COUNTS for sql in statements) == 1
+    assert sum("first_exposure as (" in sql for sql in statements) == 2  # counts, conversions
