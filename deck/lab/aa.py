@@ -17,9 +17,9 @@ changes anything. At the end of each day d = 1..D the results are computed over 
   to it.
 - Fast path (`run_fast`): the same design in numpy. Assignment by the Python twin of the SQL
   hashing (`hash_points`, a vectorised recsys_experiments/lib/hashing.py `hash_point`, tested
-  equal); per look the metric lifts come from the lib/statistics.py functions the results use
-  (`fast_lift` mirrors telemetry/results/metrics.py `metric_lift`), the sequential p-value and
-  confidence sequence from `sequential_p_value` / `sequential_half_width` on the lift's
+  equal); per look the metric lifts come from the results' own `metric_lift`
+  (telemetry/results/metrics.py) on the run's numpy columns (`fast_lift`), the sequential
+  p-value and confidence sequence from `sequential_p_value` / `sequential_half_width` on the lift's
   standard error (exactly what `_lift` does with `sequential=`), SRM from
   `sample_ratio_mismatch`.
 
@@ -66,19 +66,13 @@ from deck.services import deck_build
 from recsys_experiments.db_roles import END_USER_ROLE, acting_as
 from recsys_experiments.lib.constants import (
     CATALOGUE_METRICS,
-    IMPRESSION,
     MEAN,
     OUTCOME_TYPES,
-    PROPORTION,
-    RATIO,
 )
 from recsys_experiments.lib.errors import InvalidInput
 from recsys_experiments.lib.statistics import (
     SRM_ALPHA,
     Lift,
-    mean_lift,
-    proportion_lift,
-    ratio_lift,
     sample_ratio_mismatch,
     sequential_half_width,
     sequential_p_value,
@@ -87,6 +81,7 @@ from recsys_experiments.models import Experiment, ExperimentStatus
 from recsys_experiments.services.assignments import assignment_assign
 from telemetry.models import Metric
 from telemetry.results.analysis import experiment_results
+from telemetry.results.metrics import Arm, metric_lift, per_user_values
 from telemetry.results.provenance import bundle_write, code_version
 from telemetry.services import MAX_BATCH, outcomes_record
 
@@ -181,77 +176,29 @@ class RunResult:
 
 @dataclass(frozen=True)
 class MetricDefinition:
+    """A catalogue metric's definition, apart from its database row: the fields
+    telemetry/results/metrics.py `metric_lift` reads."""
+
     key: str
     kind: str
-    numerator: str
-    denominator: str | None
+    numerator_key: str
+    denominator_key: str | None
     value: str
 
     @staticmethod
     def of(metric: Metric) -> MetricDefinition:
         return MetricDefinition(
-            metric.key, metric.kind, metric.numerator, metric.denominator, metric.value
+            metric.key, metric.kind, metric.numerator_key, metric.denominator_key, metric.value
         )
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One variant's users: impressions and, per outcome type, events and value sums."""
-
-    impressions: np.ndarray
-    events: dict[str, np.ndarray]
-    sums: dict[str, np.ndarray]
-
-    def count(self, event: str) -> np.ndarray:
-        return self.impressions if event == IMPRESSION else self.events[event]
-
-    def subset(self, mask: np.ndarray) -> Arm:
-        return Arm(
-            self.impressions[mask],
-            {k: v[mask] for k, v in self.events.items()},
-            {k: v[mask] for k, v in self.sums.items()},
-        )
-
-    def __len__(self) -> int:
-        return len(self.impressions)
-
-
-def _values(metric: MetricDefinition, arm: Arm) -> np.ndarray:
-    """metrics.py `per_user_values` on arrays."""
-    if metric.value == "count":
-        return arm.count(metric.numerator).astype(float)
-    if metric.value == "sum":
-        return arm.sums[metric.numerator]
-    events = arm.events[metric.numerator]
-    has = events > 0
-    return arm.sums[metric.numerator][has] / events[has]
 
 
 def fast_lift(metric: MetricDefinition, users: Arm, control: Arm) -> tuple[Lift, int]:
-    """telemetry/results/metrics.py `metric_lift` (fixed horizon) on arrays: the same
-    lib/statistics.py function per metric kind with the same inputs. Also returns the users
-    the lift is on (its confidence sequence's n: for a mean of values, those with a value)."""
-    if metric.kind == RATIO:
-        lift = ratio_lift(
-            numerator=users.count(metric.numerator),
-            denominator=users.count(metric.denominator),
-            control_numerator=control.count(metric.numerator),
-            control_denominator=control.count(metric.denominator),
-        )
-        return lift, len(users) + len(control)
+    """The results' own `metric_lift` (fixed horizon) on the run's columns, and the users the
+    lift is on (its confidence sequence's n: for a mean of values, those with a value)."""
+    lift = metric_lift(metric, users, control)
     if metric.kind == MEAN:
-        values, control_values = _values(metric, users), _values(metric, control)
-        lift = mean_lift(values=values, control_values=control_values)
-        return lift, len(values) + len(control_values)
-    if metric.kind == PROPORTION:
-        lift = proportion_lift(
-            converted=int((users.count(metric.numerator) > 0).sum()),
-            exposed=len(users),
-            control_converted=int((control.count(metric.numerator) > 0).sum()),
-            control_exposed=len(control),
-        )
-        return lift, len(users) + len(control)
-    raise ValueError(f"unknown metric kind {metric.kind!r}")
+        return lift, len(per_user_values(metric, users)) + len(per_user_values(metric, control))
+    return lift, len(users) + len(control)
 
 
 def look_of(lift: Lift, users: int, tuning: float) -> Look:
@@ -344,7 +291,7 @@ def fast_users(
     drawn = rng.choice(np.asarray(RATING_VALUES), int(ratings.sum()))
     sums["rating"] = np.bincount(np.repeat(np.arange(users), ratings), drawn, minlength=users)
     impressions = np.full(users, DECK_SIZE, dtype=np.int64)
-    return treatment, arrival, Arm(impressions, events, sums)
+    return treatment, arrival, Arm(range(users), impressions, events, sums)
 
 
 def fast_run(

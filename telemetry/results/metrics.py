@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import compress
 
 import numpy as np
 from django.conf import settings
@@ -380,14 +381,14 @@ class Arm:
     their values; `pre`, the same columns over each user's CUPED pre-period (None: not
     computed). Columns, not an object per user: a window of 20,000 users is a few arrays."""
 
-    user_ids: list[str]
+    user_ids: Sequence[str]
     impressions: np.ndarray
     events: dict[str, np.ndarray]
     sums: dict[str, np.ndarray]
     pre: Arm | None = None
 
     def __len__(self) -> int:
-        return len(self.user_ids)
+        return len(self.impressions)
 
     def count(self, event: str) -> np.ndarray:
         """Impressions, or the events of this kind (zeros for a kind without any)."""
@@ -427,7 +428,7 @@ class Arm:
 
     def subset(self, mask: np.ndarray) -> Arm:
         return Arm(
-            [user_id for user_id, kept in zip(self.user_ids, mask, strict=True) if kept],
+            list(compress(self.user_ids, mask)),
             self.impressions[mask],
             {k: v[mask] for k, v in self.events.items()},
             {k: v[mask] for k, v in self.sums.items()},
